@@ -1,0 +1,3 @@
+from gameday.cli import main
+
+main()

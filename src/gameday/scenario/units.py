@@ -1,0 +1,123 @@
+"""Durations ("1m30s") and byte quantities ("512Mi") as scenario files write them."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+__all__ = [
+    "ByteSize",
+    "Duration",
+    "format_bytes",
+    "format_duration",
+    "parse_bytes",
+    "parse_duration",
+]
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``15s``, ``1m30s``, ``500ms``, ``2h`` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}: expected e.g. 30s, 2m, 1m30s")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(DURATION_PATTERN, text):
+            raise ValueError(f"invalid duration {value!r}: expected e.g. 30s, 2m, 1m30s, 500ms")
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    else:
+        raise ValueError(f"invalid duration {value!r}: expected e.g. 30s, 2m, 1m30s")
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {value!r}: must be a finite, non-negative time")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest scenario spelling of a duration: 90 -> '1m30s', 0.5 -> '500ms'."""
+    if seconds < 1 and seconds != 0:
+        return f"{round(seconds * 1000)}ms"
+    whole = round(seconds, 3)
+    minutes, rest = divmod(whole, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    out = ""
+    if hours:
+        out += f"{hours}h"
+    if minutes:
+        out += f"{minutes}m"
+    if rest or not out:
+        out += f"{rest:g}s"
+    return out
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "1m30s"]},
+                {"type": "number", "minimum": 0, "description": "seconds"},
+            ]
+        }
+    ),
+]
+
+_BYTE_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+BYTES_PATTERN = r"^\d+(\.\d+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$"
+
+
+def parse_bytes(value: Any) -> int:
+    """Bytes from a Kubernetes-style quantity: ``512Mi``, ``2Gi``, ``1G`` or a plain integer."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid byte quantity {value!r}: expected e.g. 512Mi, 2Gi")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"invalid byte quantity {value!r}: must not be negative")
+        return value
+    if isinstance(value, str) and re.fullmatch(BYTES_PATTERN, value.strip()):
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Za-z]*)", value.strip())
+        assert match is not None
+        return int(float(match.group(1)) * _BYTE_UNITS[match.group(2)])
+    raise ValueError(f"invalid byte quantity {value!r}: expected e.g. 512Mi, 2Gi, 1G")
+
+
+def format_bytes(count: int) -> str:
+    for unit in ("Ti", "Gi", "Mi", "Ki"):
+        size = _BYTE_UNITS[unit]
+        if count >= size and count % size == 0:
+            return f"{count // size}{unit}"
+    return str(count)
+
+
+ByteSize = Annotated[
+    int,
+    BeforeValidator(parse_bytes),
+    PlainSerializer(format_bytes, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": BYTES_PATTERN, "examples": ["512Mi", "2Gi"]},
+                {"type": "integer", "minimum": 0},
+            ]
+        }
+    ),
+]

@@ -1,0 +1,1 @@
+"""The vLLM-compatible inference simulator (``gameday sim serve``)."""
