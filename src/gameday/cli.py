@@ -1,24 +1,317 @@
-"""The ``gameday`` command."""
+"""The ``gameday`` command.
+
+Exit codes: 0 every expectation held; 1 an expectation failed; 2 invalid input
+or usage; 3 environment error (a component missing or unreachable); 4 aborted
+by a signal, after restoring.
+"""
 
 from __future__ import annotations
 
-import typer
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
 
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gameday import __version__
+from gameday.errors import ExitCode, GamedayError, UsageError
 from gameday.sim.cli import app as sim_app
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="gameday",
-    help="Chaos game days for LLM serving.",
+    help=(
+        "Chaos game days for LLM serving: run a scenario (YAML) that injects a documented "
+        "failure under load, and check that the alerts fire, the failure is the one the "
+        "runbook describes, and the system recovers.\n\n"
+        "Exit codes: 0 passed, 1 an expectation failed, 2 invalid input, "
+        "3 environment error, 4 aborted by a signal (after restoring)."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
 )
 app.add_typer(sim_app, name="sim")
 
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-@app.callback()
-def _root() -> None:
-    """Chaos game days for LLM serving."""
+
+def _guard(action: Callable[[], T]) -> T:
+    """Turn our errors into one line on stderr and the documented exit code."""
+    try:
+        return action()
+    except GamedayError as error:
+        for line in str(error).splitlines() or [type(error).__name__]:
+            err.print(
+                f"[bold red]error:[/bold red] {line}", markup=True, highlight=False, soft_wrap=True
+            )
+        raise typer.Exit(error.exit_code) from None
+
+
+def _paths(paths: list[Path]) -> list[Path]:
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise UsageError(f"no such file or directory: {', '.join(map(str, missing))}")
+    return paths
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        out.print(f"llm-gameday {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def run(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Scenario files, or directories of them (a directory is a game-day suite)."
+        ),
+    ],
+    report_dir: Annotated[
+        Path, typer.Option("--report-dir", "-o", help="Where reports go: DIR/<run-id>/.")
+    ] = Path("reports"),
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Validate and print every step and change; start and change nothing."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show every load sample and note.")
+    ] = False,
+) -> None:
+    """Run scenarios for real and write reports (journal.jsonl, report.json, junit.xml, summary.md, report.html)."""
+    from gameday.engine.runner import GameDay, RunOptions
+    from gameday.plugins import catalog
+    from gameday.reports import ReportBuilder, write_reports
+    from gameday.reports.console import ConsoleView
+    from gameday.scenario.loader import load_scenarios
+
+    loaded = _guard(lambda: load_scenarios(_paths(paths), catalog()))
+    if dry_run:
+        from gameday.engine.plan import describe_plan
+
+        out.print(describe_plan(loaded))
+        raise typer.Exit(ExitCode.PASSED)
+    builder = ReportBuilder()
+    gameday = GameDay(
+        loaded, RunOptions(report_dir=report_dir), handlers=[ConsoleView(err, verbose), builder]
+    )
+    result = _guard(gameday.run)
+    written = write_reports(builder.report, result.run_dir)
+    err.print(f"journal: {result.run_dir / 'journal.jsonl'}")
+    out.print(f"report: {written['report.html']}")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
+) -> None:
+    """Check scenario files (schema, durations, names, references) without running anything."""
+    from gameday.engine.plan import check_plan
+    from gameday.plugins import catalog
+    from gameday.scenario.loader import load_scenarios
+
+    loaded = _guard(lambda: load_scenarios(_paths(paths), catalog()))
+    _guard(lambda: check_plan(loaded))
+    for item in loaded:
+        out.print(f"{item.path}: ok ({item.scenario.name})")
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of scenario files (for editors: yaml-language-server, VS Code)."""
+    from gameday.plugins import catalog
+    from gameday.scenario.schema import scenario_json_schema
+
+    text = json.dumps(scenario_json_schema(catalog()), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+
+
+@app.command(name="list")
+def list_(
+    what: Annotated[
+        str | None,
+        typer.Argument(help="faults, expectations, targets or scenarios; default: all."),
+    ] = None,
+    scenario_dir: Annotated[Path, typer.Option(help="Where to look for scenarios.")] = Path(
+        "scenarios"
+    ),
+) -> None:
+    """List the faults, expectation kinds, targets and scenarios this installation knows."""
+    from gameday.assertions.base import expectations
+    from gameday.injectors.base import faults
+    from gameday.plugins import load_builtins
+    from gameday.targets.base import targets
+
+    load_builtins()
+    sections = ("faults", "expectations", "targets", "scenarios")
+    if what is not None and what not in sections:
+        err.print(
+            f"[bold red]error:[/bold red] unknown list {what!r}; choose one of {', '.join(sections)}"
+        )
+        raise typer.Exit(ExitCode.INVALID)
+    chosen = [what] if what else list(sections)
+    if "faults" in chosen:
+        table = Table(title="faults", title_justify="left")
+        for column in ("type", "targets", "runbook", "needs", "what it does"):
+            table.add_column(column)
+        for name, cls in faults.items():
+            table.add_row(
+                name,
+                ", ".join(sorted(cls.target_kinds)),
+                cls.runbook or "—",
+                ", ".join(sorted(r.value for r in cls.requires)) or "—",
+                cls.summary,
+            )
+        out.print(table)
+    if "expectations" in chosen:
+        table = Table(title="expectation kinds", title_justify="left")
+        table.add_column("kind")
+        table.add_column("what it checks")
+        for name, kind in expectations.items():
+            table.add_row(name, kind.summary)
+        out.print(table)
+    if "targets" in chosen:
+        table = Table(title="targets", title_justify="left")
+        table.add_column("kind")
+        table.add_column("what it is")
+        for name, target in targets.items():
+            table.add_row(name, (target.Params.__doc__ or "").strip().splitlines()[0])
+        out.print(table)
+    if "scenarios" in chosen:
+        from gameday.plugins import catalog
+        from gameday.scenario.loader import discover, load_scenario
+
+        table = Table(title=f"scenarios under {scenario_dir}", title_justify="left")
+        for column in ("file", "name", "tier", "runbook", "faults"):
+            table.add_column(column)
+        files = discover([scenario_dir]) if scenario_dir.is_dir() else []
+        for file in files:
+            try:
+                scenario = load_scenario(file, catalog()).scenario
+            except GamedayError as error:
+                table.add_row(
+                    str(file), f"[red]invalid: {str(error).splitlines()[0]}[/red]", "", "", ""
+                )
+                continue
+            table.add_row(
+                str(file),
+                scenario.name,
+                scenario.target.kind,
+                scenario.metadata.runbook or "—",
+                ", ".join(f.type for f in scenario.faults),
+            )
+        out.print(table)
+
+
+@app.command()
+def cleanup(
+    journal: Annotated[
+        Path | None, typer.Option("--journal", help="Revert what this journal left applied.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also clean runs whose harness still seems alive.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be reverted.")
+    ] = False,
+) -> None:
+    """Revert what a killed run left behind (processes it started, ports it held, files it moved,
+    limits it lowered), from its journal. Without --journal, every registered run whose harness died."""
+    from gameday.engine.journal import active_runs, outstanding_undos, revert_outstanding
+    from gameday.plugins import load_builtins
+
+    load_builtins()  # registers the undo kinds
+    candidates: list[tuple[str, Path, Path | None]] = []
+    if journal is not None:
+        if not journal.is_file():
+            err.print(f"[bold red]error:[/bold red] no such journal: {journal}")
+            raise typer.Exit(ExitCode.INVALID)
+        candidates.append((journal.parent.name, journal, None))
+    else:
+        for active in active_runs():
+            if active.harness_alive and not force:
+                err.print(
+                    f"skipping run {active.run_id}: its harness (pid {active.pid}) is still running"
+                )
+                continue
+            candidates.append((active.run_id, active.journal, active.registration))
+    if not candidates:
+        out.print("nothing to clean up")
+        return
+    failures = 0
+    for run_id, path, registration in candidates:
+        if not path.is_file():
+            err.print(f"run {run_id}: journal {path} is gone; nothing can be reverted from it")
+            if registration is not None and not dry_run:
+                registration.unlink(missing_ok=True)
+            continue
+        pending = outstanding_undos(path)
+        out.print(f"run {run_id}: {len(pending)} change(s) to revert ({path})")
+        if dry_run:
+            for undo in pending:
+                out.print(f"  would {undo.action.describe()}  [{undo.scenario} {undo.owner}]")
+            continue
+        for outcome in revert_outstanding(path, run_id):
+            mark = "[green]ok[/green]" if outcome.ok else "[red]FAILED[/red]"
+            out.print(f"  {mark} {outcome.message}  [{outcome.undo.scenario} {outcome.undo.owner}]")
+            failures += 0 if outcome.ok else 1
+        if registration is not None and failures == 0:
+            registration.unlink(missing_ok=True)
+    if failures:
+        raise typer.Exit(ExitCode.ENVIRONMENT)
+
+
+@app.command()
+def report(
+    journal: Annotated[Path, typer.Argument(help="A run's journal.jsonl.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Folder for the reports; default: the journal's."),
+    ] = None,
+) -> None:
+    """Rebuild a run's reports (report.json, junit.xml, summary.md, report.html) from its journal."""
+    from gameday.engine.journal import read_events
+    from gameday.reports import build_report, write_reports
+
+    if not journal.is_file():
+        err.print(f"[bold red]error:[/bold red] no such journal: {journal}")
+        raise typer.Exit(ExitCode.INVALID)
+    built = build_report(read_events(journal))
+    written = write_reports(built, output or journal.parent)
+    out.print(f"report: {written['report.html']}")
 
 
 def main() -> None:
-    app()
+    if os.environ.get("GAMEDAY_DEBUG"):
+        app()
+        return
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(ExitCode.ABORTED)

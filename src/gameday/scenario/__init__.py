@@ -1,6 +1,13 @@
 """Scenario files: the typed model, the loader and the JSON Schema. Pure: no I/O libraries."""
 
-from gameday.scenario.loader import LoadedScenario, SourceMap, discover, load_scenario, load_scenarios, parse_scenario
+from gameday.scenario.loader import (
+    LoadedScenario,
+    SourceMap,
+    discover,
+    load_scenario,
+    load_scenarios,
+    parse_scenario,
+)
 from gameday.scenario.model import (
     API_VERSION,
     Catalog,
@@ -17,7 +24,14 @@ from gameday.scenario.model import (
     TargetParams,
     scenario_model,
 )
-from gameday.scenario.units import ByteSize, Duration, format_bytes, format_duration, parse_bytes, parse_duration
+from gameday.scenario.units import (
+    ByteSize,
+    Duration,
+    format_bytes,
+    format_duration,
+    parse_bytes,
+    parse_duration,
+)
 
 __all__ = [
     "API_VERSION",

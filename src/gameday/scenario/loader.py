@@ -247,16 +247,18 @@ def parse_scenario(text: str, file: str, catalog: Catalog) -> LoadedScenario:
         scenario = model.model_validate(_plain(root))
     except ValidationError as exc:
         issues = []
-        for error in exc.errors():
-            if error["type"] == "extra_forbidden":
-                known = _known_fields(model, error["loc"])
+        for problem in exc.errors():
+            ctx = problem.get("ctx") or {}
+            if problem["type"] == "extra_forbidden":
+                known = _known_fields(model, problem["loc"])
                 if known:
-                    error["ctx"] = {**(error.get("ctx") or {}), "known_fields": known}
-            loc = list(error["loc"])
-            if error["type"] == "union_tag_invalid" and "discriminator" in (error.get("ctx") or {}):
-                loc.append(str(error["ctx"]["discriminator"]).strip("'"))
-            line, column, field = source.locate(loc, at_key=error["type"] == "extra_forbidden")
-            issues.append(ScenarioIssue(file, line, column, field, _message(error, source)))
+                    problem["ctx"] = {**ctx, "known_fields": known}
+            loc = list(problem["loc"])
+            if problem["type"] == "union_tag_invalid" and "discriminator" in ctx:
+                loc.append(str(ctx["discriminator"]).strip("'"))
+            at_key = problem["type"] == "extra_forbidden"
+            line, column, field = source.locate(loc, at_key=at_key)
+            issues.append(ScenarioIssue(file, line, column, field, _message(problem, source)))
         raise ScenarioError(issues) from None
     return LoadedScenario(Path(file), scenario, source)
 

@@ -218,9 +218,7 @@ def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[-_]", name))
 
 
-def _keyed_union(
-    family: str, base: type[BaseModel], models: Mapping[str, type[BaseModel]]
-) -> Any:
+def _keyed_union(family: str, base: type[BaseModel], models: Mapping[str, type[BaseModel]]) -> Any:
     """A union of one-key mappings ``{kind: params}``, dispatched on the key."""
     if not models:
         raise ValueError(f"no {family} kinds are registered")
@@ -255,7 +253,7 @@ def _fault_union(models: Mapping[str, type[FaultSpec]]) -> Any:
         variant = create_model(
             f"{_camel(kind)}Fault",
             __base__=params_model,
-            type=(Literal[kind], Field(description=f"fault type {kind}")),
+            type=(Literal[kind], Field(description=f"fault type {kind}")),  # type: ignore[arg-type]
         )
         variants.append(variant)
     if len(variants) == 1:

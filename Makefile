@@ -1,0 +1,59 @@
+# llm-gameday. Two commands matter on a fresh machine:
+#   make demo   a local game day on the bundled scenarios; ends with the HTML report's path
+#   make test   lint, type checks and every test (unit, integration, end to end)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := prometheus prometheus-alertmanager dnsmasq-base iproute2
+# Debian's package names for the binaries the tests and the local tier run
+APT_BINARIES := prometheus prometheus-alertmanager promtool dnsmasq ip
+
+.PHONY: demo test lint typecheck unit integration e2e deps venv schema clean help
+
+help:
+	@sed -n '1,4p' Makefile
+
+deps:
+	@missing=""; for b in $(APT_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing; install as root: apt-get install $(APT_PACKAGES)" >&2; exit 3; fi; \
+	  echo "installing $(APT_PACKAGES) (missing:$$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+
+$(BIN)/gameday: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/gameday
+
+demo: deps venv
+	$(BIN)/gameday run scenarios/local/ --report-dir reports
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit -q
+
+integration: deps venv
+	$(BIN)/pytest tests/integration -q
+
+e2e: deps venv
+	$(BIN)/pytest tests/e2e -q
+
+test: deps venv lint typecheck
+	$(BIN)/pytest tests -q
+
+schema: venv
+	$(BIN)/gameday schema --output schema/scenario.schema.json
+
+clean:
+	rm -rf $(VENV) reports .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Expectation kinds: one module each, registered by name."""

@@ -1,0 +1,53 @@
+"""``log``: a line matching a pattern appears in a process's output (the server's by default)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import field_validator
+
+from gameday.assertions.base import Expectation, Verdict, clock, expectations
+from gameday.engine.observations import Observations
+from gameday.scenario.model import ExpectationParams
+
+__all__ = ["LogExpectation", "LogParams"]
+
+
+class LogParams(ExpectationParams):
+    pattern: str
+    """A regular expression (Python syntax), searched in each line."""
+    source: str = "server"
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"invalid regular expression: {error}") from None
+        return value
+
+    def describe(self) -> str:
+        return f"log of {self.source} matches /{self.pattern}/"
+
+
+@expectations.register("log")
+class LogExpectation(Expectation[LogParams]):
+    Params = LogParams
+    summary = "A log line of the server (or another process) matches a regular expression."
+
+    def check(self, observed: Observations, since: float) -> Verdict:
+        pattern = re.compile(self.params.pattern)
+        for line in observed.logs:
+            if line.ts >= since and line.source == self.params.source and pattern.search(line.line):
+                return Verdict.held(line.ts, f"{clock(line.ts, since)} {line.source}: {line.line}")
+        return Verdict.pending()
+
+    def explain(self, observed: Observations, since: float) -> list[str]:
+        lines = [l for l in observed.logs if l.ts >= since and l.source == self.params.source]
+        if not lines:
+            return [f"{self.params.source} logged nothing since the phase began"]
+        return [
+            f"no line of {len(lines)} matched; the last ones:",
+            *(f"{clock(l.ts, since)} {l.line}" for l in lines[-5:]),
+        ]

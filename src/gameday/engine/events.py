@@ -1,0 +1,295 @@
+"""Typed, timestamped events: everything a run does or observes is one of these.
+
+Observers (the process supervisor, the load driver, the alert poller) and the
+runner emit events on an :class:`EventBus`; handlers (console, journal, report
+builder, the runner's own observation store) consume them. A handler that
+raises is logged and kept out of the way: reporting must never break a run
+that is in the middle of reverting a fault.
+
+Events serialise to one JSON object each (``to_record``/``from_record``), which
+is what ``journal.jsonl`` holds and what ``gameday report`` replays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "AlertChanged",
+    "ComponentReady",
+    "Event",
+    "EventBus",
+    "ExpectationResolved",
+    "FaultApplied",
+    "FaultFailed",
+    "FaultReverted",
+    "Handler",
+    "LoadSampled",
+    "LogLine",
+    "Note",
+    "PhaseStarted",
+    "ProcessBackoff",
+    "ProcessExited",
+    "ProcessStarted",
+    "RunFinished",
+    "RunStarted",
+    "ScenarioFinished",
+    "ScenarioStarted",
+    "event_from_record",
+]
+
+log = logging.getLogger(__name__)
+
+_EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    ts: float = field(default_factory=time.time)
+    """Wall-clock time (Unix seconds) the event happened."""
+    scenario: str = ""
+    """The scenario it belongs to; empty for run-level events."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _EVENT_TYPES[cls.__name__] = cls  # so the journal reader can rebuild it by name
+
+    def to_record(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        record["event"] = type(self).__name__
+        return record
+
+
+def event_from_record(record: dict[str, Any]) -> Event:
+    data = dict(record)
+    name = data.pop("event")
+    cls = _EVENT_TYPES[name]
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    for f in dataclasses.fields(cls):
+        # JSON has no tuples; the dataclasses hold tuples so events stay hashable
+        if f.name in kwargs and isinstance(kwargs[f.name], list):
+            kwargs[f.name] = _tuples(kwargs[f.name])
+    return cls(**kwargs)
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    run_id: str
+    scenarios: tuple[str, ...]
+    report_dir: str
+    version: str
+    host: str
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioStarted(Event):
+    source: str
+    tier: str
+    runbook: str | None
+    description: str
+    spec: dict[str, Any]
+    simulated: tuple[str, ...] = ()
+    """What on this tier is simulated rather than real, said plainly for the report."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseStarted(Event):
+    phase: str
+    """up, steady_state, experiment, expect, recover, teardown."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComponentReady(Event):
+    component: str
+    url: str | None
+    pid: int | None
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessStarted(Event):
+    process: str
+    pid: int
+    attempt: int
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessExited(Event):
+    process: str
+    pid: int
+    exit_code: int
+    """As a container runtime reports it: 128 + signal number for a signal death."""
+    signal: str | None
+    reason: str
+    """Completed, Error, OOMKilled or Killed (by us), as a kubelet would name it."""
+    restarts: int
+    expected: bool = False
+    """True when the harness itself stopped the process (teardown, a planned restart)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessBackoff(Event):
+    process: str
+    delay: float
+    restarts: int
+    """Restart count so far; the server is in CrashLoopBackOff while this is emitted."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogLine(Event):
+    source: str
+    stream: str
+    line: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadSampled(Event):
+    t: float
+    users: int
+    requests: int
+    failures: int
+    rps: float
+    error_ratio: float
+    p50_ms: float | None
+    p95_ms: float | None
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    output_tokens: int
+    errors: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertChanged(Event):
+    alert: str
+    state: str
+    """inactive, pending or firing (Prometheus); active or resolved (Alertmanager)."""
+    source: str
+    """prometheus or alertmanager."""
+    labels: tuple[tuple[str, str], ...] = ()
+    active_at: str | None = None
+    value: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultApplied(Event):
+    fault: str
+    fault_type: str
+    description: str
+    offset: float
+    details: tuple[tuple[str, str], ...] = ()
+    runbook: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultReverted(Event):
+    fault: str
+    fault_type: str
+    details: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultFailed(Event):
+    fault: str
+    fault_type: str
+    stage: str
+    """apply or revert."""
+    error: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpectationResolved(Event):
+    phase: str
+    index: int
+    kind: str
+    description: str
+    outcome: str
+    """passed, failed or skipped."""
+    deadline: float
+    """Seconds after the start of the phase."""
+    phase_started: float
+    met_at: float | None
+    """Wall-clock time it held, when it did."""
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Note(Event):
+    level: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioFinished(Event):
+    outcome: str
+    """passed, failed, aborted or error."""
+    reason: str
+    time_to_detect: float | None
+    time_to_recover: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    outcome: str
+    exit_code: int
+
+
+Handler = Callable[[Event], None]
+
+
+class EventBus:
+    """Delivers each event to every handler, in order, from whichever thread emitted it.
+
+    Delivery is serialised by a lock so handlers need no locking of their own;
+    ``wait`` lets the runner sleep until something new was observed.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._sequence = 0
+
+    def subscribe(self, handler: Handler) -> None:
+        with self._lock:
+            self._handlers.append(handler)
+
+    def unsubscribe(self, handler: Handler) -> None:
+        with self._lock:
+            if handler in self._handlers:
+                self._handlers.remove(handler)
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            for handler in list(self._handlers):
+                try:
+                    handler(event)
+                except Exception:
+                    log.exception("event handler %r failed on %s", handler, type(event).__name__)
+            self._sequence += 1
+            self._changed.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Block until an event newer than ``seen`` was delivered, or ``timeout``; new sequence."""
+        with self._changed:
+            if self._sequence == seen:
+                self._changed.wait(timeout)
+            return self._sequence
+
+    @property
+    def sequence(self) -> int:
+        return self._sequence

@@ -1,0 +1,53 @@
+"""Start the scenario's load: a journaled Locust process whose samples become events."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from gameday.engine.changes import ChangeSet
+from gameday.engine.events import LoadSampled
+from gameday.load import LoadConfig, LoadDriver, LoadSample
+from gameday.targets.local.processes import TOKEN_VARIABLE, KillProcesses
+
+if TYPE_CHECKING:
+    from gameday.engine.runner import ScenarioRun
+
+__all__ = ["sample_event", "start_load"]
+
+
+def sample_event(scenario: str, sample: LoadSample) -> LoadSampled:
+    return LoadSampled(
+        scenario=scenario,
+        ts=sample.t,
+        t=sample.t,
+        users=sample.users,
+        requests=sample.requests,
+        failures=sample.failures,
+        rps=sample.rps,
+        error_ratio=sample.error_ratio,
+        p50_ms=sample.p50_ms,
+        p95_ms=sample.p95_ms,
+        ttft_p50_ms=sample.ttft_p50_ms,
+        ttft_p95_ms=sample.ttft_p95_ms,
+        output_tokens=sample.output_tokens,
+        errors=sample.errors,
+    )
+
+
+def start_load(run: ScenarioRun, server: str) -> LoadDriver:
+    """Start Locust against ``server``; its process is journaled so cleanup can stop it."""
+    spec = run.scenario.load
+    assert spec is not None
+    changes = ChangeSet(run.journal, run.name, "load")
+    token = f"{run.journal.run_id}.load.{time.monotonic_ns()}"
+    changes.record(
+        KillProcesses(token=token, name="locust", command=["python", "-m", "gameday.load.runner"])
+    )
+    driver = LoadDriver(
+        LoadConfig.from_spec(spec, host=server),
+        lambda sample: run.emit(sample_event(run.name, sample)),
+        env={TOKEN_VARIABLE: token},
+    )
+    driver.start()
+    return driver

@@ -1,0 +1,572 @@
+"""The runner: one game day, one or more scenarios, each through its phases.
+
+    up -> load -> steady_state -> experiment (faults at offsets; expect)
+       -> recover -> teardown
+
+Faults are reverted at the end of their duration, and on any error or signal
+before teardown; teardown stops everything the target started. Each step is
+an event; expectations are checked against the observations those events
+make, whenever a new event arrives and a few times a second otherwise.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from gameday import __version__
+from gameday.assertions.base import Expectation, ExpectationContext, expectations
+from gameday.engine.changes import ChangeSet
+from gameday.engine.events import (
+    Event,
+    EventBus,
+    ExpectationResolved,
+    FaultApplied,
+    FaultFailed,
+    FaultReverted,
+    Handler,
+    Note,
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+    ScenarioFinished,
+    ScenarioStarted,
+)
+from gameday.engine.journal import Journal
+from gameday.engine.observations import Observations
+from gameday.engine.requirements import check_requirements
+from gameday.engine.undo import RevertFailed
+from gameday.errors import Aborted, ExitCode, GamedayError
+from gameday.injectors.base import FaultContext, Injector, faults
+from gameday.observe.alerts import AlertPoller
+from gameday.scenario.loader import LoadedScenario
+from gameday.scenario.model import ExpectationEntry, Phase, Scenario
+from gameday.targets.base import Target, TargetContext, targets
+
+__all__ = ["GameDay", "Outcome", "RunOptions", "RunResult", "new_run_id"]
+
+DEFAULT_DEADLINES = {Phase.STEADY_STATE: 30.0, Phase.EXPECT: 60.0, Phase.RECOVER: 120.0}
+TICK = 0.25
+
+
+class Outcome:
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    ABORTED = "aborted"
+
+    EXIT_CODES = {
+        PASSED: ExitCode.PASSED,
+        FAILED: ExitCode.FAILED,
+        ERROR: ExitCode.ENVIRONMENT,
+        ABORTED: ExitCode.ABORTED,
+    }
+    PRECEDENCE = (ABORTED, ERROR, FAILED, PASSED)
+
+    @classmethod
+    def combine(cls, outcomes: Sequence[str]) -> str:
+        for outcome in cls.PRECEDENCE:
+            if outcome in outcomes:
+                return outcome
+        return cls.PASSED
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class RunOptions:
+    report_dir: Path = Path("reports")
+    run_id: str = field(default_factory=new_run_id)
+    handle_signals: bool = True
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    outcome: str
+    exit_code: int
+    run_dir: Path
+    scenario_outcomes: dict[str, str]
+
+
+class _Tracked:
+    """One expectation of one phase, while the runner waits for it."""
+
+    def __init__(
+        self, phase: Phase, index: int, entry: ExpectationEntry, impl: Expectation[Any]
+    ) -> None:
+        self.phase = phase
+        self.index = index
+        self.entry = entry
+        self.impl = impl
+        self.deadline = (
+            entry.params.within if entry.params.within is not None else DEFAULT_DEADLINES[phase]
+        )
+        self.outcome: str | None = None
+        self.met_at: float | None = None
+
+    @property
+    def resolved(self) -> bool:
+        return self.outcome is not None
+
+
+class _Fault:
+    def __init__(self, injector: Injector[Any, Any]) -> None:
+        self.injector = injector
+        self.spec = injector.spec
+        self.applied_at: float | None = None
+        self.reverted_at: float | None = None
+        self.failed = False
+
+    @property
+    def one_shot(self) -> bool:
+        return self.spec.duration is None
+
+    @property
+    def done(self) -> bool:
+        if self.failed:
+            return True
+        if self.applied_at is None:
+            return False
+        return self.one_shot or self.reverted_at is not None
+
+    @property
+    def ended_at(self) -> float | None:
+        return self.applied_at if self.one_shot else self.reverted_at
+
+
+class ScenarioRun:
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        *,
+        bus: EventBus,
+        journal: Journal,
+        run_dir: Path,
+        stop: threading.Event,
+        signal_name: Callable[[], str],
+    ) -> None:
+        self.loaded = loaded
+        self.scenario: Scenario = loaded.scenario
+        self.name = self.scenario.name
+        self.bus = bus
+        self.journal = journal
+        self.artifacts = run_dir / self.name
+        self.stop = stop
+        self.signal_name = signal_name
+        self.observed = Observations(self.name)
+        self.target: Target | None = None
+        self.faults: list[_Fault] = []
+        self.poller: AlertPoller | None = None
+        self.load_driver: Any = None
+        self.tracked: dict[Phase, list[_Tracked]] = {}
+        self.fault_end: float | None = None
+
+    # -- helpers -------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        self.bus.emit(event)
+
+    def note(self, message: str, level: str = "info") -> None:
+        self.emit(Note(scenario=self.name, level=level, message=message))
+
+    def _phase(self, phase: str) -> None:
+        self.emit(PhaseStarted(scenario=self.name, phase=phase))
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Aborted(self.signal_name())
+
+    def _expectations(
+        self, phase: Phase, entries: list[ExpectationEntry], ctx: ExpectationContext
+    ) -> list[_Tracked]:
+        tracked = []
+        for index, entry in enumerate(entries):
+            cls = expectations.get(entry.kind)
+            tracked.append(_Tracked(phase, index, entry, cls(entry.params, ctx)))
+        self.tracked[phase] = tracked
+        return tracked
+
+    def _evaluate(self, items: list[_Tracked], since: float) -> bool:
+        """Check what is unresolved; resolve at the deadline. True once all are resolved."""
+        now = time.time()
+        for item in items:
+            if item.resolved:
+                continue
+            verdict = item.impl.check(self.observed, since)
+            deadline = since + item.deadline
+            if verdict.met and verdict.at is not None and verdict.at <= deadline:
+                self._resolve(item, "passed", since, verdict.at, verdict.evidence)
+            elif verdict.met and verdict.at is not None:
+                evidence = (
+                    f"held only at +{verdict.at - since:.1f}s, after its {item.deadline:g}s deadline",
+                    *verdict.evidence,
+                )
+                self._resolve(item, "failed", since, None, evidence)
+            elif now > deadline + 1.0:  # one more tick for events already in flight
+                self._resolve(
+                    item, "failed", since, None, tuple(item.impl.explain(self.observed, since))
+                )
+        return all(item.resolved for item in items)
+
+    def _resolve(
+        self,
+        item: _Tracked,
+        outcome: str,
+        since: float,
+        met_at: float | None,
+        evidence: Sequence[str],
+    ) -> None:
+        item.outcome, item.met_at = outcome, met_at
+        self.emit(
+            ExpectationResolved(
+                scenario=self.name,
+                phase=item.phase.value,
+                index=item.index,
+                kind=item.entry.kind,
+                description=item.impl.describe(),
+                outcome=outcome,
+                deadline=item.deadline,
+                phase_started=since,
+                met_at=met_at,
+                evidence=tuple(evidence),
+            )
+        )
+
+    def _skip(self, items: list[_Tracked], since: float, reason: str) -> None:
+        for item in items:
+            if not item.resolved:
+                self._resolve(item, "skipped", since, None, (reason,))
+
+    def _wait_until(self, done: Callable[[], bool]) -> None:
+        seen = self.bus.sequence
+        while not done():
+            self._check_stop()
+            seen = self.bus.wait(seen, TICK)
+
+    # -- faults --------------------------------------------------------------------
+
+    def _apply(self, fault: _Fault, t0: float) -> None:
+        spec = fault.spec
+        try:
+            details = fault.injector.apply()
+        except GamedayError as error:
+            fault.failed = True
+            self.emit(
+                FaultFailed(
+                    scenario=self.name,
+                    fault=spec.name,
+                    fault_type=spec.type,
+                    stage="apply",
+                    error=str(error),
+                )
+            )
+            self._revert(fault, after_failure=True)
+            raise
+        fault.applied_at = time.time()
+        self.emit(
+            FaultApplied(
+                scenario=self.name,
+                fault=spec.name,
+                fault_type=spec.type,
+                description=type(fault.injector).describe(spec),
+                offset=fault.applied_at - t0,
+                details=tuple(details.items()),
+                runbook=type(fault.injector).runbook,
+            )
+        )
+
+    def _revert(self, fault: _Fault, *, after_failure: bool = False) -> None:
+        spec = fault.spec
+        try:
+            details = fault.injector.revert()
+        except (GamedayError, RevertFailed, OSError) as error:
+            self.emit(
+                FaultFailed(
+                    scenario=self.name,
+                    fault=spec.name,
+                    fault_type=spec.type,
+                    stage="revert",
+                    error=str(error),
+                )
+            )
+            return
+        if after_failure:
+            return
+        fault.reverted_at = time.time()
+        self.emit(
+            FaultReverted(
+                scenario=self.name,
+                fault=spec.name,
+                fault_type=spec.type,
+                details=tuple(details.items()),
+            )
+        )
+
+    def _revert_outstanding(self) -> None:
+        for fault in reversed(self.faults):
+            if fault.applied_at is not None and not fault.one_shot and fault.reverted_at is None:
+                self._revert(fault)
+            elif fault.one_shot and len(fault.injector.ctx.changes):
+                fault.injector.ctx.changes.revert_all()
+
+    # -- the phases ----------------------------------------------------------------
+
+    def execute(self) -> str:
+        scenario = self.scenario
+        target_cls = targets.get(scenario.target.kind)
+        self.emit(
+            ScenarioStarted(
+                scenario=self.name,
+                source=str(self.loaded.path),
+                tier=target_cls.kind,
+                runbook=scenario.metadata.runbook,
+                description=scenario.metadata.description,
+                spec=scenario.model_dump(mode="json", by_alias=True),
+            )
+        )
+        self.bus.subscribe(self.observed)
+        outcome, reason = Outcome.ERROR, ""
+        try:
+            outcome, reason = self._run_phases(target_cls)
+        except Aborted as error:
+            outcome, reason = Outcome.ABORTED, str(error)
+        except GamedayError as error:
+            outcome, reason = Outcome.ERROR, str(error)
+        finally:
+            self._phase("teardown")
+            self._teardown()
+            for items in self.tracked.values():
+                self._skip(items, time.time(), f"not reached: scenario {outcome}")
+            self.bus.unsubscribe(self.observed)
+        self.emit(
+            ScenarioFinished(
+                scenario=self.name,
+                outcome=outcome,
+                reason=reason,
+                time_to_detect=self._time_to_detect(),
+                time_to_recover=self._time_to_recover(),
+            )
+        )
+        return outcome
+
+    def _run_phases(self, target_cls: type[Target]) -> tuple[str, str]:
+        scenario = self.scenario
+        injector_classes = [faults.get(f.type) for f in scenario.faults]
+        check_requirements(
+            set(scenario.requires)
+            | target_cls.requires
+            | {r for c in injector_classes for r in c.requires}
+        )
+        self._phase("up")
+        ctx = TargetContext(
+            scenario=self.name,
+            run_id=self.journal.run_id,
+            journal=self.journal,
+            bus=self.bus,
+            scenario_dir=self.loaded.path.parent.resolve(),
+            artifacts=self.artifacts,
+            stop=self.stop,
+        )
+        self.target = target_cls(scenario.target.params, ctx)
+        self.target.up()
+        endpoints = self.target.endpoints
+        for line in self.target.simulated():
+            self.note(line, level="simulated")
+        self.poller = AlertPoller(self.bus, self.name, endpoints.prometheus, endpoints.alertmanager)
+        self.poller.start()
+        exp_ctx = ExpectationContext(self.name, endpoints.placeholders())
+        for spec, cls in zip(scenario.faults, injector_classes, strict=True):
+            fault_ctx = FaultContext(
+                scenario=self.name,
+                bus=self.bus,
+                changes=ChangeSet(self.journal, self.name, f"fault/{spec.name}"),
+                stop=self.stop,
+                artifacts=self.artifacts,
+            )
+            self.faults.append(_Fault(cls(spec, self.target, fault_ctx)))
+
+        if scenario.load is not None:
+            self._start_load(endpoints.server)
+
+        self._phase(Phase.STEADY_STATE.value)
+        steady = self._expectations(Phase.STEADY_STATE, scenario.steady_state, exp_ctx)
+        steady_since = time.time()
+        self._wait_until(lambda: self._evaluate(steady, steady_since))
+        if any(t.outcome == "failed" for t in steady):
+            self._expectations(Phase.EXPECT, scenario.expect, exp_ctx)
+            self._expectations(Phase.RECOVER, scenario.recover, exp_ctx)
+            return (
+                Outcome.FAILED,
+                "steady state did not hold before the faults; nothing was injected",
+            )
+
+        self._phase("experiment")
+        expect = self._expectations(Phase.EXPECT, scenario.expect, exp_ctx)
+        t0 = time.time()
+        expect_since: float | None = None
+
+        def experiment_done() -> bool:
+            nonlocal expect_since
+            now = time.time()
+            for fault in self.faults:
+                if fault.applied_at is None and not fault.failed and now >= t0 + fault.spec.at:
+                    self._apply(fault, t0)
+                    if expect_since is None:
+                        expect_since = fault.applied_at
+                        self._phase(Phase.EXPECT.value)
+                elif (
+                    fault.applied_at is not None
+                    and not fault.one_shot
+                    and fault.reverted_at is None
+                    and now >= fault.applied_at + (fault.spec.duration or 0.0)
+                ):
+                    self._revert(fault)
+            if not self.faults:
+                expect_since = expect_since or t0
+            expect_done = expect_since is not None and self._evaluate(expect, expect_since)
+            return expect_done and all(f.done for f in self.faults)
+
+        self._wait_until(experiment_done)
+
+        fault_end = max(
+            (f.ended_at for f in self.faults if f.ended_at is not None), default=time.time()
+        )
+        met = [t.met_at for t in expect if t.met_at is not None]
+        recover_since = max([fault_end, *met])
+        self.fault_end = fault_end
+        self._phase(Phase.RECOVER.value)
+        recover = self._expectations(Phase.RECOVER, scenario.recover, exp_ctx)
+        self._wait_until(lambda: self._evaluate(recover, recover_since))
+
+        failed = [t for items in self.tracked.values() for t in items if t.outcome == "failed"]
+        if failed:
+            names = ", ".join(f"{t.phase.value}[{t.index}] {t.impl.describe()}" for t in failed)
+            return Outcome.FAILED, f"{len(failed)} expectation(s) failed: {names}"
+        return Outcome.PASSED, "every expectation held"
+
+    def _start_load(self, server: str) -> None:
+        from gameday.engine.loadrun import start_load
+
+        self.load_driver = start_load(self, server)
+
+    def _teardown(self) -> None:
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("revert faults", self._revert_outstanding),
+            ("stop load", lambda: self.load_driver.stop() if self.load_driver else None),
+            ("stop alert poller", lambda: self.poller.stop() if self.poller else None),
+            ("take the target down", lambda: self.target.down() if self.target else None),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as error:  # keep tearing down; say what was left
+                self.note(f"{what} failed: {error}", level="error")
+
+    # -- figures -------------------------------------------------------------------
+
+    def _first_fault_at(self) -> float | None:
+        applied = [f.applied_at for f in self.faults if f.applied_at is not None]
+        return min(applied) if applied else None
+
+    def _time_to_detect(self) -> float | None:
+        start = self._first_fault_at()
+        expect = self.tracked.get(Phase.EXPECT, [])
+        alerts = [t.met_at for t in expect if t.entry.kind == "alert" and t.met_at is not None]
+        detections = alerts or [t.met_at for t in expect if t.met_at is not None]
+        if start is None or not detections:
+            return None
+        return max(0.0, min(detections) - start)
+
+    def _time_to_recover(self) -> float | None:
+        recover = self.tracked.get(Phase.RECOVER, [])
+        fault_end = self.fault_end
+        if not recover or fault_end is None or any(t.outcome != "passed" for t in recover):
+            return None
+        return max(0.0, max(t.met_at or 0.0 for t in recover) - fault_end)
+
+
+class GameDay:
+    """Runs scenarios one after another, as one game day with one journal and one report."""
+
+    def __init__(
+        self,
+        scenarios: Sequence[LoadedScenario],
+        options: RunOptions,
+        handlers: Sequence[Handler] = (),
+    ) -> None:
+        self.scenarios = list(scenarios)
+        self.options = options
+        self.run_dir = options.report_dir / options.run_id
+        self.bus = EventBus()
+        self.stop = threading.Event()
+        self._signal = "SIGINT"
+        self.journal = Journal(self.run_dir / "journal.jsonl", options.run_id)
+        self.bus.subscribe(self.journal.record_event)
+        for handler in handlers:
+            self.bus.subscribe(handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        if self.stop.is_set():
+            self.bus.emit(
+                Note(level="warning", message="still restoring what the run changed; please wait")
+            )
+            return
+        self._signal = signal.Signals(signum).name
+        self.stop.set()
+
+    def run(self) -> RunResult:
+        previous: dict[signal.Signals, Any] = {}
+        if self.options.handle_signals and threading.current_thread() is threading.main_thread():
+            for caught in (signal.SIGINT, signal.SIGTERM):
+                previous[caught] = signal.signal(caught, self._on_signal)
+        outcomes: dict[str, str] = {}
+        self.journal.register_active()
+        try:
+            self.bus.emit(
+                RunStarted(
+                    run_id=self.options.run_id,
+                    scenarios=tuple(s.scenario.name for s in self.scenarios),
+                    report_dir=str(self.run_dir),
+                    version=__version__,
+                    host=socket.gethostname(),
+                )
+            )
+            for position, loaded in enumerate(self.scenarios):
+                if self.stop.is_set():
+                    break
+                run = ScenarioRun(
+                    loaded,
+                    bus=self.bus,
+                    journal=self.journal,
+                    run_dir=self.run_dir,
+                    stop=self.stop,
+                    signal_name=lambda: self._signal,
+                )
+                outcomes[loaded.scenario.name] = run.execute()
+                cooldown = loaded.scenario.cooldown
+                if cooldown and position < len(self.scenarios) - 1:
+                    self.stop.wait(cooldown)
+            if self.stop.is_set():
+                outcome = Outcome.ABORTED
+            else:
+                outcome = Outcome.combine(list(outcomes.values()))
+            exit_code = Outcome.EXIT_CODES[outcome]
+            self.bus.emit(RunFinished(outcome=outcome, exit_code=exit_code))
+        finally:
+            self.journal.unregister_active()
+            self.journal.close()
+            for caught, handler in previous.items():
+                signal.signal(caught, handler)
+        return RunResult(self.options.run_id, outcome, exit_code, self.run_dir, outcomes)

@@ -1,0 +1,1 @@
+"""Faults: one module each, registered by type name."""

@@ -1,0 +1,71 @@
+"""What a fault is to the runner: parameters, ``apply``, ``revert``, ``describe``.
+
+Every change an injector makes goes through its :class:`ChangeSet`, which
+writes the undo record to the journal before the change; the default
+``revert`` runs those records newest first, exactly as ``gameday cleanup``
+would after a crash.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Generic, TypeVar
+
+from gameday.engine.changes import ChangeSet
+from gameday.engine.events import EventBus, Note
+from gameday.registry import Registry
+from gameday.scenario.model import FaultSpec, Requirement
+from gameday.targets.base import Target
+
+__all__ = ["FaultContext", "Injector", "faults"]
+
+SpecT = TypeVar("SpecT", bound=FaultSpec)
+TargetT = TypeVar("TargetT", bound=Target)
+
+
+@dataclass
+class FaultContext:
+    scenario: str
+    bus: EventBus
+    changes: ChangeSet
+    stop: threading.Event
+    artifacts: Path
+
+    def note(self, message: str, level: str = "info") -> None:
+        self.bus.emit(Note(scenario=self.scenario, level=level, message=message))
+
+
+class Injector(ABC, Generic[SpecT, TargetT]):
+    Params: ClassVar[type[FaultSpec]]
+    target_kinds: ClassVar[frozenset[str]]
+    """Target kinds this fault works on."""
+    requires: ClassVar[frozenset[Requirement]] = frozenset()
+    runbook: ClassVar[str | None] = None
+    """The runbook code of the failure it reproduces."""
+    summary: ClassVar[str]
+    """One line for ``gameday list``."""
+
+    def __init__(self, spec: SpecT, target: TargetT, ctx: FaultContext) -> None:
+        self.spec = spec
+        self.target = target
+        self.ctx = ctx
+
+    @abstractmethod
+    def apply(self) -> dict[str, str]:
+        """Make the failure happen; return details worth reporting."""
+
+    def revert(self) -> dict[str, str]:
+        """Take every recorded change back, newest first."""
+        results = self.ctx.changes.revert_all()
+        return {f"undo {i + 1}": result for i, result in enumerate(results)}
+
+    @classmethod
+    @abstractmethod
+    def describe(cls, spec: SpecT) -> str:
+        """What applying ``spec`` will do, in one sentence (dry runs print it)."""
+
+
+faults: Registry[type[Injector]] = Registry("fault", "gameday.faults")  # type: ignore[type-arg]

@@ -1,0 +1,45 @@
+"""Built-in extensions, and the scenario catalog they make up together with plugins."""
+
+from __future__ import annotations
+
+import importlib
+
+from gameday.assertions.base import expectations
+from gameday.injectors.base import faults
+from gameday.scenario.model import Catalog
+from gameday.targets.base import targets
+
+__all__ = ["BUILTIN_MODULES", "catalog", "load_builtins"]
+
+BUILTIN_MODULES = (
+    "gameday.targets.local.target",
+    "gameday.injectors.local.port_conflict",
+    "gameday.injectors.local.process_kill",
+    "gameday.injectors.local.oom_kill",
+    "gameday.assertions.alert",
+    "gameday.assertions.load",
+    "gameday.assertions.http",
+    "gameday.assertions.process",
+    "gameday.assertions.log",
+)
+
+_loaded = False
+
+
+def load_builtins() -> None:
+    """Import the built-in targets, faults and expectation kinds (they register themselves)."""
+    global _loaded
+    if _loaded:
+        return
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    _loaded = True
+
+
+def catalog() -> Catalog:
+    load_builtins()
+    return Catalog(
+        targets={name: cls.Params for name, cls in targets.items()},
+        faults={name: cls.Params for name, cls in faults.items()},
+        expectations={name: cls.Params for name, cls in expectations.items()},
+    )

@@ -1,0 +1,189 @@
+"""Fold a run's events into a :class:`RunReport` — live, or replayed from a journal."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from gameday.engine.events import (
+    AlertChanged,
+    ComponentReady,
+    Event,
+    ExpectationResolved,
+    FaultApplied,
+    FaultFailed,
+    FaultReverted,
+    LoadSampled,
+    LogLine,
+    Note,
+    PhaseStarted,
+    ProcessBackoff,
+    ProcessExited,
+    ProcessStarted,
+    RunFinished,
+    RunStarted,
+    ScenarioFinished,
+    ScenarioStarted,
+)
+from gameday.reports.model import (
+    AlertTransition,
+    ExpectationResult,
+    FaultRecord,
+    LoadPoint,
+    ProcessRecord,
+    RunReport,
+)
+
+__all__ = ["ReportBuilder", "build_report"]
+
+ERROR_LINE = re.compile(r"error|exception|traceback|errno|killed|failed|refused", re.IGNORECASE)
+ERROR_LINE_LIMIT = 40
+
+
+class ReportBuilder:
+    def __init__(self) -> None:
+        self.report = RunReport()
+
+    def __call__(self, event: Event) -> None:
+        report = self.report
+        if isinstance(event, RunStarted):
+            report.run_id, report.version, report.host = event.run_id, event.version, event.host
+            report.started_at = event.ts
+            return
+        if isinstance(event, RunFinished):
+            report.outcome, report.exit_code, report.finished_at = (
+                event.outcome,
+                event.exit_code,
+                event.ts,
+            )
+            return
+        if not event.scenario:
+            return
+        scenario = report.scenario(event.scenario)
+        if isinstance(event, ScenarioStarted):
+            scenario.source, scenario.tier = event.source, event.tier
+            scenario.runbook, scenario.description = event.runbook, event.description
+            scenario.started_at, scenario.spec = event.ts, dict(event.spec)
+            scenario.simulated.extend(event.simulated)
+        elif isinstance(event, ScenarioFinished):
+            scenario.outcome, scenario.reason, scenario.finished_at = (
+                event.outcome,
+                event.reason,
+                event.ts,
+            )
+            scenario.time_to_detect_s = event.time_to_detect
+            scenario.time_to_recover_s = event.time_to_recover
+        elif isinstance(event, PhaseStarted):
+            scenario.phases.setdefault(event.phase, event.ts)
+        elif isinstance(event, ExpectationResolved):
+            scenario.expectations.append(
+                ExpectationResult(
+                    phase=event.phase,
+                    index=event.index,
+                    kind=event.kind,
+                    description=event.description,
+                    outcome=event.outcome,
+                    deadline_s=event.deadline,
+                    met_after_s=None
+                    if event.met_at is None
+                    else round(event.met_at - event.phase_started, 3),
+                    evidence=list(event.evidence),
+                )
+            )
+        elif isinstance(event, FaultApplied):
+            record = self._fault(scenario.faults, event.fault, event.fault_type)
+            record.description, record.runbook = event.description, event.runbook
+            record.applied_at, record.offset_s = event.ts, round(event.offset, 3)
+            record.details = dict(event.details)
+        elif isinstance(event, FaultReverted):
+            record = self._fault(scenario.faults, event.fault, event.fault_type)
+            record.reverted_at, record.revert_details = event.ts, dict(event.details)
+        elif isinstance(event, FaultFailed):
+            record = self._fault(scenario.faults, event.fault, event.fault_type)
+            record.errors.append(f"{event.stage}: {event.error}")
+        elif isinstance(event, AlertChanged):
+            scenario.alerts.append(
+                AlertTransition(
+                    at=event.ts,
+                    alert=event.alert,
+                    source=event.source,
+                    state=event.state,
+                    value=event.value,
+                )
+            )
+        elif isinstance(event, LoadSampled):
+            scenario.load.append(
+                LoadPoint(
+                    t=event.t,
+                    users=event.users,
+                    rps=event.rps,
+                    error_ratio=event.error_ratio,
+                    requests=event.requests,
+                    failures=event.failures,
+                    p50_ms=event.p50_ms,
+                    p95_ms=event.p95_ms,
+                    ttft_p95_ms=event.ttft_p95_ms,
+                    errors=dict(event.errors),
+                )
+            )
+        elif isinstance(event, ProcessStarted):
+            scenario.processes.append(
+                ProcessRecord(
+                    at=event.ts,
+                    process=event.process,
+                    event="started",
+                    pid=event.pid,
+                    detail=f"attempt {event.attempt}",
+                )
+            )
+        elif isinstance(event, ProcessExited):
+            scenario.processes.append(
+                ProcessRecord(
+                    at=event.ts,
+                    process=event.process,
+                    event="exited",
+                    pid=event.pid,
+                    exit_code=event.exit_code,
+                    reason=event.reason,
+                    detail="stopped by the harness" if event.expected else (event.signal or ""),
+                )
+            )
+        elif isinstance(event, ProcessBackoff):
+            scenario.processes.append(
+                ProcessRecord(
+                    at=event.ts,
+                    process=event.process,
+                    event="backoff",
+                    detail=f"CrashLoopBackOff: restart in {event.delay:g}s",
+                )
+            )
+        elif isinstance(event, ComponentReady):
+            scenario.components[event.component] = " ".join(
+                part
+                for part in (event.url or "", f"pid {event.pid}" if event.pid else "", event.detail)
+                if part
+            )
+        elif isinstance(event, LogLine):
+            if len(scenario.error_lines) < ERROR_LINE_LIMIT and ERROR_LINE.search(event.line):
+                scenario.error_lines.append(f"{event.source}: {event.line}")
+        elif isinstance(event, Note):
+            if event.level == "simulated":
+                scenario.simulated.append(event.message)
+            else:
+                scenario.notes.append(f"{event.level}: {event.message}")
+
+    @staticmethod
+    def _fault(records: list[FaultRecord], name: str, fault_type: str) -> FaultRecord:
+        for record in records:
+            if record.name == name:
+                return record
+        record = FaultRecord(name=name, type=fault_type)
+        records.append(record)
+        return record
+
+
+def build_report(events: Iterable[Event]) -> RunReport:
+    builder = ReportBuilder()
+    for event in events:
+        builder(event)
+    return builder.report

@@ -1,0 +1,49 @@
+"""report.html: one self-contained page (inline CSS and SVG, no script, no network)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import jinja2
+from markupsafe import Markup
+
+from gameday.reports.charts import timeline_svg
+from gameday.reports.model import RunReport
+
+__all__ = ["render_html"]
+
+_environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("gameday.reports", "templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}s"
+
+
+def _clock(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _offset(value: float | None, origin: float | None) -> str:
+    if value is None or origin is None:
+        return "—"
+    return f"+{value - origin:.1f}s"
+
+
+_environment.filters["seconds"] = _seconds
+_environment.filters["clock"] = _clock
+_environment.globals["offset"] = _offset
+_environment.globals["timeline"] = lambda scenario: Markup(
+    timeline_svg(scenario)
+)
+
+
+def render_html(report: RunReport) -> str:
+    return _environment.get_template("report.html.j2").render(report=report)

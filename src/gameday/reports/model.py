@@ -1,0 +1,131 @@
+"""The report of a run, built from its events; ``report.json`` is this model, dumped."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "AlertTransition",
+    "ExpectationResult",
+    "FaultRecord",
+    "LoadPoint",
+    "ProcessRecord",
+    "RunReport",
+    "ScenarioReport",
+]
+
+
+class ExpectationResult(BaseModel):
+    phase: str
+    index: int
+    kind: str
+    description: str
+    outcome: str
+    deadline_s: float
+    met_after_s: float | None = None
+    """Seconds after the start of its phase at which it held."""
+    evidence: list[str] = Field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.phase}[{self.index}] {self.description}"
+
+
+class FaultRecord(BaseModel):
+    name: str
+    type: str
+    description: str = ""
+    runbook: str | None = None
+    applied_at: float | None = None
+    reverted_at: float | None = None
+    offset_s: float | None = None
+    details: dict[str, str] = Field(default_factory=dict)
+    revert_details: dict[str, str] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+
+
+class AlertTransition(BaseModel):
+    at: float
+    alert: str
+    source: str
+    state: str
+    value: str | None = None
+
+
+class LoadPoint(BaseModel):
+    t: float
+    users: int
+    rps: float
+    error_ratio: float
+    requests: int
+    failures: int
+    p50_ms: float | None
+    p95_ms: float | None
+    ttft_p95_ms: float | None
+    errors: dict[str, int] = Field(default_factory=dict)
+
+
+class ProcessRecord(BaseModel):
+    at: float
+    process: str
+    event: str
+    """started, exited or backoff."""
+    pid: int | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    detail: str = ""
+
+
+class ScenarioReport(BaseModel):
+    name: str
+    source: str = ""
+    tier: str = ""
+    runbook: str | None = None
+    description: str = ""
+    outcome: str = "error"
+    reason: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    time_to_detect_s: float | None = None
+    time_to_recover_s: float | None = None
+    phases: dict[str, float] = Field(default_factory=dict)
+    """Wall-clock start of each phase."""
+    expectations: list[ExpectationResult] = Field(default_factory=list)
+    faults: list[FaultRecord] = Field(default_factory=list)
+    alerts: list[AlertTransition] = Field(default_factory=list)
+    load: list[LoadPoint] = Field(default_factory=list)
+    processes: list[ProcessRecord] = Field(default_factory=list)
+    components: dict[str, str] = Field(default_factory=dict)
+    simulated: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    error_lines: list[str] = Field(default_factory=list)
+    """Server log lines that look like errors (first ones), for the reader and the diagnoser."""
+    spec: dict[str, object] = Field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    def failed_expectations(self) -> list[ExpectationResult]:
+        return [e for e in self.expectations if e.outcome == "failed"]
+
+
+class RunReport(BaseModel):
+    run_id: str = ""
+    outcome: str = "error"
+    exit_code: int | None = None
+    version: str = ""
+    host: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    scenarios: list[ScenarioReport] = Field(default_factory=list)
+
+    def scenario(self, name: str) -> ScenarioReport:
+        for scenario in self.scenarios:
+            if scenario.name == name:
+                return scenario
+        created = ScenarioReport(name=name)
+        self.scenarios.append(created)
+        return created

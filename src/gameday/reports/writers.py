@@ -1,0 +1,160 @@
+"""Write a run's report files: report.json, junit.xml, summary.md, report.html."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+from gameday.reports.html import render_html
+from gameday.reports.model import RunReport, ScenarioReport
+
+__all__ = ["WRITERS", "junit_xml", "summary_markdown", "write_reports"]
+
+
+def _fmt_seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}s"
+
+
+def junit_xml(report: RunReport) -> str:
+    """One testsuite per scenario, one testcase per expectation; failures carry evidence."""
+    suites = ET.Element("testsuites", name=f"gameday {report.run_id}")
+    total = failures = errors = skipped = 0
+    for scenario in report.scenarios:
+        cases = scenario.expectations
+        s_failures = sum(1 for e in cases if e.outcome == "failed")
+        s_skipped = sum(1 for e in cases if e.outcome == "skipped")
+        s_errors = 1 if scenario.outcome in ("error", "aborted") else 0
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=scenario.name,
+            tests=str(len(cases) + s_errors),
+            failures=str(s_failures),
+            errors=str(s_errors),
+            skipped=str(s_skipped),
+            time=f"{scenario.duration_s or 0.0:.3f}",
+        )
+        properties = ET.SubElement(suite, "properties")
+        for key, value in (
+            ("tier", scenario.tier),
+            ("runbook", scenario.runbook or ""),
+            ("outcome", scenario.outcome),
+            ("time_to_detect_s", _fmt_seconds(scenario.time_to_detect_s)),
+            ("time_to_recover_s", _fmt_seconds(scenario.time_to_recover_s)),
+        ):
+            ET.SubElement(properties, "property", name=key, value=value)
+        for expectation in cases:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"gameday.{scenario.name}.{expectation.phase}",
+                name=f"[{expectation.index}] {expectation.description}",
+                time=f"{expectation.met_after_s or 0.0:.3f}",
+            )
+            evidence = "\n".join(expectation.evidence)
+            if expectation.outcome == "failed":
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    message=f"{expectation.description}: not met within {expectation.deadline_s:g}s",
+                    type="ExpectationFailed",
+                )
+                failure.text = evidence
+            elif expectation.outcome == "skipped":
+                ET.SubElement(case, "skipped", message=evidence or "not reached")
+            elif evidence:
+                ET.SubElement(case, "system-out").text = evidence
+        if s_errors:
+            case = ET.SubElement(
+                suite, "testcase", classname=f"gameday.{scenario.name}", name="scenario"
+            )
+            ET.SubElement(
+                case, "error", message=scenario.reason or scenario.outcome, type=scenario.outcome
+            )
+        total += len(cases) + s_errors
+        failures += s_failures
+        errors += s_errors
+        skipped += s_skipped
+    suites.set("tests", str(total))
+    suites.set("failures", str(failures))
+    suites.set("errors", str(errors))
+    suites.set("skipped", str(skipped))
+    ET.indent(suites)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )
+
+
+_ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "aborted": "⏹️", "skipped": "⏭️"}
+
+
+def _scenario_markdown(scenario: ScenarioReport) -> list[str]:
+    lines = [
+        f"### {_ICON.get(scenario.outcome, '')} {scenario.name} — {scenario.outcome}",
+        "",
+        f"{scenario.reason}" if scenario.reason else "",
+        "",
+        f"Tier `{scenario.tier}` · runbook `{scenario.runbook or '—'}` · "
+        f"time to detect {_fmt_seconds(scenario.time_to_detect_s)} · "
+        f"time to recover {_fmt_seconds(scenario.time_to_recover_s)}",
+        "",
+        "| phase | expectation | outcome | held after | deadline |",
+        "|---|---|---|---|---|",
+    ]
+    for e in scenario.expectations:
+        lines.append(
+            f"| {e.phase} | {e.description} | {_ICON.get(e.outcome, '')} {e.outcome} | "
+            f"{_fmt_seconds(e.met_after_s)} | {e.deadline_s:g}s |"
+        )
+    for e in scenario.failed_expectations():
+        lines += ["", f"<details><summary>Evidence: {e.description}</summary>", "", "```"]
+        lines += e.evidence or ["(no evidence)"]
+        lines += ["```", "</details>"]
+    return lines
+
+
+def summary_markdown(report: RunReport) -> str:
+    passed = sum(1 for s in report.scenarios if s.outcome == "passed")
+    lines = [
+        f"## {_ICON.get(report.outcome, '')} Game day {report.run_id}: {report.outcome}",
+        "",
+        f"{passed}/{len(report.scenarios)} scenario(s) passed.",
+        "",
+        "| scenario | tier | outcome | time to detect | time to recover |",
+        "|---|---|---|---|---|",
+    ]
+    for s in report.scenarios:
+        lines.append(
+            f"| {s.name} | {s.tier} | {_ICON.get(s.outcome, '')} {s.outcome} | "
+            f"{_fmt_seconds(s.time_to_detect_s)} | {_fmt_seconds(s.time_to_recover_s)} |"
+        )
+    for s in report.scenarios:
+        lines += ["", *_scenario_markdown(s)]
+    return "\n".join(lines) + "\n"
+
+
+def _json(report: RunReport) -> str:
+    return report.model_dump_json(indent=2) + "\n"
+
+
+WRITERS: dict[str, Callable[[RunReport], str]] = {
+    "report.json": _json,
+    "junit.xml": junit_xml,
+    "summary.md": summary_markdown,
+    "report.html": render_html,
+}
+
+
+def write_reports(report: RunReport, run_dir: Path) -> dict[str, Path]:
+    """Write every report file atomically (a reader never sees half a file)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, render in WRITERS.items():
+        path = run_dir / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(render(report), encoding="utf-8")
+        os.replace(tmp, path)
+        written[name] = path
+    return written

@@ -1,0 +1,153 @@
+"""The engine loop: one asyncio task that plays the scheduler's steps in simulated GPU time.
+
+A step lasts ``decode_ms_per_token`` (one forward pass) plus ``prefill_ms_per_token`` for
+every prompt token prefilled in it, so long prompts slow every running sequence down, and a
+full KV cache or a full batch makes requests queue, as on a real GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from gameday.sim.logs import logger
+from gameday.sim.metrics import Metrics
+from gameday.sim.scheduler import Scheduler, Sequence
+
+__all__ = ["Engine"]
+
+# vLLM logs engine throughput every 10 s while there is traffic (VLLM_LOG_STATS_INTERVAL).
+_STATS_INTERVAL = 10.0
+# vLLM V0 warned on the first preemption and on every 50th after it.
+_PREEMPTION_WARN_EVERY = 50
+
+
+class Engine:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        metrics: Metrics,
+        *,
+        decode_ms_per_token: float,
+        prefill_ms_per_token: float,
+    ) -> None:
+        self.scheduler = scheduler
+        self.metrics = metrics
+        self._decode_s = decode_ms_per_token / 1000.0
+        self._prefill_s = prefill_ms_per_token / 1000.0
+        self._wakeup: asyncio.Future[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run()), loop.create_task(self._log_stats())]
+        self._tasks[0].add_done_callback(self._on_loop_exit)
+
+    async def stop(self) -> None:
+        self.abort_all()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @property
+    def alive(self) -> bool:
+        return self.error is None
+
+    def add(self, seq: Sequence) -> None:
+        self.scheduler.add(seq)
+        self._wake()
+
+    def abort(self, seq: Sequence) -> None:
+        if self.scheduler.abort(seq, time.monotonic()):
+            self.metrics.record_finished("abort", seq)
+            seq.wake()
+            self._wake()
+
+    def abort_all(self) -> None:
+        for seq in [*self.scheduler.running, *self.scheduler.waiting]:
+            self.abort(seq)
+
+    def _wake(self) -> None:
+        waiter = self._wakeup
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _idle(self) -> None:
+        self._wakeup = asyncio.get_running_loop().create_future()
+        try:
+            await self._wakeup
+        finally:
+            self._wakeup = None
+
+    async def _run(self) -> None:
+        scheduler, metrics = self.scheduler, self.metrics
+        next_warning = 1
+        while True:
+            if not scheduler.has_work:
+                await self._idle()
+                continue
+            plan = scheduler.schedule()
+            if plan.empty:
+                await self._idle()
+                continue
+            # Sleeping 0 still yields, so HTTP handling goes on between steps.
+            await asyncio.sleep(self._decode_s + self._prefill_s * plan.prefill_tokens)
+            result = scheduler.finish_step(plan, time.monotonic())
+            metrics.record_step(result)
+            for seq in result.progressed:
+                seq.wake()
+            for seq in result.finished:
+                seq.wake()
+            if scheduler.num_preemptions >= next_warning:
+                next_warning = (
+                    scheduler.num_preemptions // _PREEMPTION_WARN_EVERY + 1
+                ) * _PREEMPTION_WARN_EVERY + 1
+                logger.warning(
+                    "Sequence group %s is preempted by PreemptionMode.RECOMPUTE mode because "
+                    "there is not enough KV cache space. This can affect the end-to-end "
+                    "performance. Increase gpu_memory_utilization or tensor_parallel_size to "
+                    "provide more KV cache memory. total_num_cumulative_preemption=%d",
+                    plan.preempted[-1].request_id if plan.preempted else "-",
+                    scheduler.num_preemptions,
+                )
+
+    def _on_loop_exit(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.error = exc
+            logger.error("EngineCore encountered a fatal error.", exc_info=exc)
+            self.metrics.ready = False
+
+    async def _log_stats(self) -> None:
+        metrics, scheduler = self.metrics, self.scheduler
+        last_prompt, last_gen = metrics.prompt_tokens, metrics.generation_tokens
+        last_time = time.monotonic()
+        was_active = False
+        while True:
+            await asyncio.sleep(_STATS_INTERVAL)
+            now = time.monotonic()
+            elapsed = now - last_time
+            prompt_tput = (metrics.prompt_tokens - last_prompt) / elapsed
+            gen_tput = (metrics.generation_tokens - last_gen) / elapsed
+            metrics.gen_throughput = gen_tput
+            last_prompt, last_gen, last_time = metrics.prompt_tokens, metrics.generation_tokens, now
+            active = bool(prompt_tput or gen_tput or scheduler.has_work)
+            # Like vLLM, stay quiet on an idle server (but report the step back to idle).
+            if active or was_active:
+                logger.info(
+                    "Engine 000: Avg prompt throughput: %.1f tokens/s, Avg generation "
+                    "throughput: %.1f tokens/s, Running: %d reqs, Waiting: %d reqs, GPU KV "
+                    "cache usage: %.1f%%, Prefix cache hit rate: 0.0%%",
+                    prompt_tput,
+                    gen_tput,
+                    len(scheduler.running),
+                    len(scheduler.waiting),
+                    scheduler.blocks.usage * 100,
+                )
+            was_active = active

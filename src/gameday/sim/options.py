@@ -1,0 +1,104 @@
+"""The simulator's settings, validated before anything is bound or allocated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["Flavor", "SimOptions", "parse_upstream", "Upstream"]
+
+Flavor = Literal["vllm", "sglang"]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A dependency the server resolves by name: the URL as given, and where it points."""
+
+    url: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_upstream(url: str) -> Upstream:
+    """``http://model-store:8080/x`` or ``model-store:8080`` -> host and port; ValueError if unusable."""
+    from urllib.parse import urlsplit
+
+    text = url.strip()
+    parts = urlsplit(text if "//" in text else f"//{text}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid upstream URL {url!r}: {exc}") from None
+    if not parts.hostname:
+        raise ValueError(f"invalid upstream URL {url!r}: no host name")
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return Upstream(url=url, host=parts.hostname, port=port)
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """Everything ``gameday sim serve`` can be told; defaults model a small, busy vLLM."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model_dir: Path | None = None
+    served_model_name: str | None = None
+    max_num_seqs: int = 64
+    max_model_len: int | None = None
+    max_num_batched_tokens: int = 8192
+    kv_cache_tokens: int | None = None
+    block_size: int = 16
+    prefill_ms_per_token: float = 0.1
+    decode_ms_per_token: float = 15.0
+    flavor: Flavor = "vllm"
+    deprecated_metrics: bool = False
+    upstream: Upstream | None = None
+    upstream_check_interval: float = 5.0
+    gpu_memory_utilization: float | None = None
+    cpu_kv_cache_bytes: int = 64 * 2**20
+    load_bandwidth: int = 200 * 2**20
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _problems(self) -> Any:
+        if not 0 <= self.port <= 65535:
+            yield f"--port must be between 0 and 65535, not {self.port}"
+        for name in ("max_num_seqs", "max_num_batched_tokens", "block_size"):
+            if getattr(self, name) < 1:
+                yield f"--{name.replace('_', '-')} must be at least 1"
+        for name in ("max_model_len", "kv_cache_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                yield f"--{name.replace('_', '-')} must be at least 1"
+        for name in ("prefill_ms_per_token", "decode_ms_per_token"):
+            if getattr(self, name) < 0:
+                yield f"--{name.replace('_', '-')} must not be negative"
+        if self.flavor not in ("vllm", "sglang"):
+            yield f"--flavor must be vllm or sglang, not {self.flavor!r}"
+        if self.upstream_check_interval <= 0:
+            yield "--upstream-check-interval must be positive"
+        util = self.gpu_memory_utilization
+        if util is not None and not 0 < util <= 1:
+            yield f"--gpu-memory-utilization must be in (0, 1], not {util}"
+        if self.cpu_kv_cache_bytes < 1:
+            yield "--cpu-kv-cache-bytes must be positive"
+        if self.load_bandwidth < 1:
+            yield "--load-bandwidth must be positive"
+
+    def non_default(self) -> dict[str, Any]:
+        """The settings that differ from the defaults, as vLLM logs its ``non-default args``."""
+        defaults = SimOptions()
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value != getattr(defaults, f.name):
+                out[f.name] = str(value) if isinstance(value, Path | Upstream) else value
+        return out

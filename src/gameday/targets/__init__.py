@@ -1,0 +1,1 @@
+"""Targets: where a scenario's system under test runs (local processes, a Kubernetes cluster)."""

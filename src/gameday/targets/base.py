@@ -1,0 +1,79 @@
+"""What every target offers the runner: bring the system up, say where it is, take it down."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from gameday.engine.events import EventBus
+from gameday.engine.journal import Journal
+from gameday.registry import Registry
+from gameday.scenario.model import Requirement, TargetParams
+
+__all__ = ["Endpoints", "Target", "TargetContext", "targets"]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    server: str
+    """Base URL of the serving endpoint (OpenAI-compatible)."""
+    prometheus: str | None = None
+    alertmanager: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def placeholders(self) -> dict[str, str]:
+        values = {"server": self.server, **self.extra}
+        if self.prometheus:
+            values["prometheus"] = self.prometheus
+        if self.alertmanager:
+            values["alertmanager"] = self.alertmanager
+        return values
+
+
+@dataclass
+class TargetContext:
+    scenario: str
+    run_id: str
+    journal: Journal
+    bus: EventBus
+    scenario_dir: Path
+    """Directory of the scenario file: relative paths in the scenario resolve against it."""
+    artifacts: Path
+    """This scenario's folder in the report directory (logs, generated configs)."""
+    stop: threading.Event
+    """Set when the run is being aborted: long waits must give up promptly."""
+
+
+class Target(ABC):
+    kind: ClassVar[str]
+    Params: ClassVar[type[TargetParams]]
+    requires: ClassVar[frozenset[Requirement]] = frozenset()
+
+    @abstractmethod
+    def __init__(self, params: TargetParams, ctx: TargetContext) -> None: ...
+
+    @abstractmethod
+    def up(self) -> None:
+        """Start or connect to the system under test and its monitoring; wait until ready."""
+
+    @abstractmethod
+    def down(self) -> None:
+        """Stop what ``up`` started. Must be safe to call after a partial ``up``."""
+
+    @property
+    @abstractmethod
+    def endpoints(self) -> Endpoints: ...
+
+    @property
+    def tier(self) -> str:
+        return self.kind
+
+    def simulated(self) -> list[str]:
+        """What on this tier is simulated rather than real, for the report."""
+        return []
+
+
+targets: Registry[type[Target]] = Registry("target", "gameday.targets")

@@ -1,0 +1,185 @@
+"""Processes the harness starts: journaled before they exist, findable after we die.
+
+Every process is started with a token in its environment
+(``GAMEDAY_PROCESS_TOKEN``), recorded in the journal *before* the fork. The
+token is inherited by anything the process starts, so ``KillProcesses`` finds
+the whole family by scanning ``/proc/*/environ`` even when the harness was
+``kill -9``-ed before it learnt a pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, ClassVar
+
+from gameday.engine.changes import ChangeSet
+from gameday.engine.undo import UndoAction, register_undo
+
+__all__ = [
+    "TOKEN_VARIABLE",
+    "KillProcesses",
+    "Spawned",
+    "find_processes",
+    "free_port",
+    "port_is_free",
+    "spawn",
+    "terminate",
+]
+
+TOKEN_VARIABLE = "GAMEDAY_PROCESS_TOKEN"  # noqa: S105 - a marker, not a secret
+
+
+def find_processes(token: str) -> list[int]:
+    """Pids of live processes whose environment carries ``token``."""
+    needle = f"{TOKEN_VARIABLE}={token}".encode()
+    found: list[int] = []
+    own = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue  # gone, or a kernel thread
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2] != "Z"
+
+
+def terminate(pids: Sequence[int], grace: float) -> int:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL. Returns how many were signalled."""
+    signalled = 0
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            signalled += 1
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)  # polling a pid we do not parent: no wait() is possible
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return signalled
+
+
+@register_undo
+class KillProcesses(UndoAction):
+    """Processes the run started (a server, Prometheus, a port holder)."""
+
+    kind: ClassVar[str] = "kill-processes"
+    token: str
+    name: str
+    command: list[str]
+    grace: float = 5.0
+
+    def revert(self) -> str:
+        pids = find_processes(self.token)
+        if not pids:
+            return f"{self.name}: no process left"
+        terminate(pids, self.grace)
+        return f"{self.name}: stopped {len(pids)} process(es) {pids}"
+
+    def describe(self) -> str:
+        return f"stop {self.name} ({' '.join(self.command)[:80]})"
+
+
+@dataclass
+class Spawned:
+    name: str
+    popen: subprocess.Popen[bytes]
+    undo_id: str
+    token: str
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self, grace: float = 5.0) -> int | None:
+        """Stop its process group, reap it, return its exit status.
+
+        Strays that left the group are found by token when the change set is reverted."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        return self.popen.returncode
+
+
+def spawn(
+    command: Sequence[str],
+    *,
+    name: str,
+    changes: ChangeSet,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    stdout: int | IO[bytes] | None = subprocess.PIPE,
+    stderr: int | IO[bytes] | None = subprocess.PIPE,
+    cgroup_procs: Path | None = None,
+    record: tuple[str, str] | None = None,
+) -> Spawned:
+    """Start ``command`` in its own process group, journaled first.
+
+    With ``cgroup_procs`` the process enters that cgroup before it execs, so
+    everything it allocates is charged there from its first byte. Pass the
+    ``(undo_id, token)`` record of an earlier spawn to start a process that
+    belongs to the same record (a restart of the same server).
+    """
+    if record is None:
+        token = f"{changes.run_id}.{os.getpid()}.{time.monotonic_ns()}"
+        undo_id = changes.record(KillProcesses(token=token, name=name, command=list(command)))
+    else:
+        undo_id, token = record
+    full_env = {**os.environ, **(env or {}), TOKEN_VARIABLE: token}
+    argv = list(command)
+    if cgroup_procs is not None:
+        # sh joins the cgroup, then execs the real command: no preexec_fn in a threaded parent
+        argv = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup_procs), *argv]
+    popen = subprocess.Popen(
+        argv,
+        env=full_env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        process_group=0,
+    )
+    return Spawned(name, popen, undo_id, token)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True

@@ -1,0 +1,369 @@
+"""A kubelet-like supervisor for the server under test.
+
+It starts the command, streams its output into the event stream and a log
+file, notices how it ended (the kernel's OOM kill counter of its cgroup tells
+an OOM kill apart from any other SIGKILL), and restarts it with an exponential
+backoff as a kubelet does with CrashLoopBackOff — with game-day sized delays.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO, Literal
+
+import httpx
+
+from gameday.engine.changes import ChangeSet
+from gameday.engine.events import LogLine, Note, ProcessBackoff, ProcessExited, ProcessStarted
+from gameday.errors import Aborted, ComponentUnreachable
+from gameday.targets.base import TargetContext
+from gameday.targets.local.cgroup import MemoryCgroup
+from gameday.targets.local.processes import Spawned, spawn
+
+__all__ = ["BackoffPolicy", "ContainerState", "Supervisor"]
+
+RestartPolicy = Literal["always", "on-failure", "never"]
+LOG_EVENT_LIMIT = 3000
+"""Log lines per process forwarded as events; the log file always has all of them."""
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    initial: float
+    maximum: float
+    reset_after: float
+
+    def delay(self, consecutive: int) -> float:
+        """Delay before restart number ``consecutive`` (1-based) since the last reset."""
+        return float(min(self.initial * (2 ** max(consecutive - 1, 0)), self.maximum))
+
+
+@dataclass
+class ContainerState:
+    """What kube-state-metrics would report for the server's container."""
+
+    restarts: int = 0
+    running: bool = False
+    ready: bool = False
+    waiting_reason: str | None = "ContainerCreating"
+    last_terminated_reason: str | None = None
+    last_exit_code: int | None = None
+    pid: int | None = None
+    oom_kills: int = 0
+
+
+@dataclass
+class _PlannedRestart:
+    before_start: Callable[[], None] | None
+
+
+class Supervisor:
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        ctx: TargetContext,
+        restart: RestartPolicy,
+        backoff: BackoffPolicy,
+        env: dict[str, str] | None = None,
+        changes: ChangeSet,
+        cgroup: MemoryCgroup | None = None,
+        health_url: str | None = None,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.ctx = ctx
+        self.restart_policy = restart
+        self.backoff = backoff
+        self.env = env or {}
+        self.cgroup = cgroup
+        self.changes = changes
+        self.health_url = health_url
+        self.state = ContainerState()
+        self.log_path = ctx.artifacts / f"{name}.log"
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._planned: _PlannedRestart | None = None
+        self._current: Spawned | None = None
+        self._record: tuple[str, str] | None = None  # (undo id, token) shared by restarts
+        self._attempt = 0
+        self._log_events = 0
+        self._log_file: IO[str] | None = None
+        self._monitor: threading.Thread | None = None
+        self._exited = threading.Condition(self._lock)  # state changes: started or exited
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.ctx.artifacts.mkdir(parents=True, exist_ok=True)
+        self._log_file = self.log_path.open("a", encoding="utf-8", errors="replace")
+        self._spawn()
+        self._monitor = threading.Thread(
+            target=self._supervise, name=f"supervise-{self.name}", daemon=True
+        )
+        self._monitor.start()
+
+    def stop(self, grace: float = 10.0) -> None:
+        with self._lock:
+            self._stopping = True
+            current = self._current
+        self._wake.set()
+        if current is not None:
+            current.stop(grace)
+        if self._monitor is not None:
+            self._monitor.join(grace + 5)
+        if self._log_file is not None:
+            self._log_file.close()
+
+    @property
+    def pid(self) -> int | None:
+        current = self._current
+        if current is None or current.popen.poll() is not None:
+            return None
+        return current.pid
+
+    def kill(self, sig: signal.Signals) -> int:
+        """Signal the server's main process, as a container's PID 1 would be. Returns its pid."""
+        pid = self.pid
+        if pid is None:
+            raise ComponentUnreachable(f"{self.name} is not running; nothing to signal")
+        os.kill(pid, sig)
+        return pid
+
+    def wait_running(self, timeout: float, stop: threading.Event) -> None:
+        """Block until a server process is running (after a restart), or raise."""
+        deadline = time.monotonic() + timeout
+        with self._exited:
+            while not self.state.running:
+                remaining = deadline - time.monotonic()
+                if stop.is_set():
+                    raise Aborted("signal")
+                if remaining <= 0:
+                    raise ComponentUnreachable(f"{self.name} did not restart within {timeout:g}s")
+                self._exited.wait(min(remaining, 0.5))
+
+    def restart(self, before_start: Callable[[], None] | None = None, grace: float = 10.0) -> None:
+        """Planned restart, as a rollout does: stop, run ``before_start``, start at once."""
+        with self._lock:
+            self._planned = _PlannedRestart(before_start)
+            current = self._current
+        if current is not None and current.popen.poll() is None:
+            current.stop(grace)
+        else:
+            self._wake.set()  # in backoff: cut the wait short
+
+    def wait_ready(self, timeout: float) -> None:
+        """Poll the health endpoint until it answers 200, the process dies, or ``timeout``."""
+        if self.health_url is None:
+            return
+        deadline = time.monotonic() + timeout
+        last_problem = "no answer yet"
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.ctx.stop.is_set():
+                    raise Aborted("signal")
+                if self.restart_policy == "never" and self._current is not None:
+                    if self._current.popen.poll() is not None:
+                        raise ComponentUnreachable(self._died_message())
+                try:
+                    response = client.get(self.health_url)
+                    if response.status_code == 200:
+                        self.state.ready = True
+                        return
+                    last_problem = f"HTTP {response.status_code}"
+                except httpx.HTTPError as error:
+                    last_problem = type(error).__name__
+                self.ctx.stop.wait(0.2)
+        raise ComponentUnreachable(
+            f"{self.name} did not become ready at {self.health_url} within {timeout:g}s "
+            f"({last_problem}); {self._died_message()}"
+        )
+
+    def _died_message(self) -> str:
+        tail = self.tail(5)
+        return "last log lines: " + " | ".join(tail) if tail else f"see {self.log_path}"
+
+    def tail(self, lines: int) -> list[str]:
+        try:
+            with self.log_path.open(encoding="utf-8", errors="replace") as handle:
+                return [line.rstrip("\n") for line in handle.readlines()[-lines:]]
+        except OSError:
+            return []
+
+    # -- internals -----------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        self._attempt += 1
+        spawned = spawn(
+            self.command,
+            name=self.name,
+            changes=self.changes,
+            env=self.env,
+            cgroup_procs=self.cgroup.procs_file if self.cgroup else None,
+            record=self._record,
+        )
+        self._record = (spawned.undo_id, spawned.token)
+        with self._lock:
+            self._current = spawned
+            self.state.running = True
+            self.state.ready = False
+            self.state.waiting_reason = None
+            self.state.pid = spawned.pid
+            self._exited.notify_all()
+        self._oom_before = self.cgroup.oom_kills() if self.cgroup else 0
+        self._started_at = time.monotonic()
+        if self._log_file is not None:
+            self._log_file.write(f"--- {self.name} attempt {self._attempt} pid {spawned.pid} ---\n")
+            self._log_file.flush()
+        self.ctx.bus.emit(
+            ProcessStarted(
+                scenario=self.ctx.scenario,
+                process=self.name,
+                pid=spawned.pid,
+                attempt=self._attempt,
+                command=tuple(self.command),
+            )
+        )
+        self._readers = [
+            threading.Thread(target=self._pump, args=(stream, label), daemon=True)
+            for stream, label in (
+                (spawned.popen.stdout, "stdout"),
+                (spawned.popen.stderr, "stderr"),
+            )
+            if stream is not None
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _pump(self, stream: IO[bytes], label: str) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            with self._lock:
+                if self._log_file is not None and not self._log_file.closed:
+                    self._log_file.write(line + "\n")
+                    self._log_file.flush()
+                forward = self._log_events < LOG_EVENT_LIMIT
+                self._log_events += 1
+            if forward:
+                self.ctx.bus.emit(
+                    LogLine(scenario=self.ctx.scenario, source=self.name, stream=label, line=line)
+                )
+            elif self._log_events == LOG_EVENT_LIMIT + 1:
+                self.ctx.bus.emit(
+                    Note(
+                        scenario=self.ctx.scenario,
+                        level="info",
+                        message=f"{self.name}: further log lines only in {self.log_path.name}",
+                    )
+                )
+        stream.close()
+
+    def _classify(self, returncode: int) -> tuple[int, str | None, str]:
+        """(exit code as a runtime reports it, signal name, kubelet-style reason)."""
+        oom = self.cgroup is not None and self.cgroup.oom_kills() > self._oom_before
+        if returncode < 0:
+            sig = signal.Signals(-returncode)
+            code, sig_name = 128 + sig.value, sig.name
+        else:
+            code, sig_name = returncode, None
+        if oom:
+            return code, sig_name, "OOMKilled"
+        return code, sig_name, "Completed" if code == 0 else "Error"
+
+    def _supervise(self) -> None:
+        consecutive = 0
+        while True:
+            current = self._current
+            assert current is not None
+            returncode = current.popen.wait()
+            for reader in self._readers:
+                reader.join(5)
+            ran_for = time.monotonic() - self._started_at
+            code, sig_name, reason = self._classify(returncode)
+            with self._lock:
+                planned, self._planned = self._planned, None
+                stopping = self._stopping
+                self.state.running = False
+                self.state.ready = False
+                self.state.pid = None
+                self.state.last_terminated_reason = reason
+                self.state.last_exit_code = code
+                if reason == "OOMKilled":
+                    self.state.oom_kills += 1
+                self._exited.notify_all()
+            self.ctx.bus.emit(
+                ProcessExited(
+                    scenario=self.ctx.scenario,
+                    process=self.name,
+                    pid=current.pid,
+                    exit_code=code,
+                    signal=sig_name,
+                    reason=reason,
+                    restarts=self.state.restarts,
+                    expected=stopping or planned is not None,
+                )
+            )
+            if stopping:
+                return
+            if planned is not None:
+                if planned.before_start is not None:
+                    try:
+                        planned.before_start()
+                    except Exception as error:  # the restart itself must still happen
+                        self.ctx.bus.emit(
+                            Note(
+                                scenario=self.ctx.scenario,
+                                level="error",
+                                message=f"{self.name}: before restart: {error}",
+                            )
+                        )
+            else:
+                if self.restart_policy == "never" or (
+                    self.restart_policy == "on-failure" and code == 0
+                ):
+                    with self._lock:
+                        self.state.waiting_reason = None
+                    return
+                consecutive = 1 if ran_for >= self.backoff.reset_after else consecutive + 1
+                delay = self.backoff.delay(consecutive)
+                with self._lock:
+                    self.state.waiting_reason = "CrashLoopBackOff"
+                self.ctx.bus.emit(
+                    ProcessBackoff(
+                        scenario=self.ctx.scenario,
+                        process=self.name,
+                        delay=delay,
+                        restarts=self.state.restarts,
+                    )
+                )
+                self._wake.clear()
+                self._wake.wait(delay)
+                with self._lock:
+                    if self._stopping:
+                        return
+                    late: _PlannedRestart | None = self._planned
+                    self._planned = None
+                if late is not None and late.before_start is not None:
+                    late.before_start()  # a planned restart asked for during the backoff
+            with self._lock:
+                if self._stopping:
+                    return
+                self.state.restarts += 1
+            try:
+                self._spawn()
+            except OSError as error:
+                self.ctx.bus.emit(
+                    Note(
+                        scenario=self.ctx.scenario,
+                        level="error",
+                        message=f"{self.name}: cannot start {self.command[0]}: {error}",
+                    )
+                )
+                return

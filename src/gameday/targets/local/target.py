@@ -1,0 +1,257 @@
+"""The ``local`` target: the server as a supervised process, monitored by a private stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from gameday.engine.changes import ChangeSet
+from gameday.engine.events import ComponentReady, Note
+from gameday.engine.undo import RemoveTree
+from gameday.errors import ComponentUnreachable, InjectionError
+from gameday.scenario.model import TargetParams
+from gameday.targets.base import Endpoints, Target, TargetContext, targets
+from gameday.targets.local.cgroup import MemoryCgroup, RemoveCgroup, memory_cgroup_support
+from gameday.targets.local.exporter import ContainerStateCollector, MetricsExporter
+from gameday.targets.local.monitoring import MonitoringStack
+from gameday.targets.local.processes import free_port, port_is_free
+from gameday.targets.local.spec import LocalTargetSpec
+from gameday.targets.local.supervisor import BackoffPolicy, Supervisor
+
+__all__ = ["LocalTarget", "gameday_command"]
+
+NAMESPACE = "gameday-local"
+SERVER = "server"
+
+
+def gameday_command() -> list[str]:
+    """This installation's own ``gameday`` command, whatever PATH says."""
+    return [sys.executable, "-m", "gameday"]
+
+
+@targets.register("local")
+class LocalTarget(Target):
+    kind = "local"
+    Params = LocalTargetSpec
+
+    def __init__(self, params: TargetParams, ctx: TargetContext) -> None:
+        assert isinstance(params, LocalTargetSpec)
+        self.spec = params
+        self.ctx = ctx
+        self.changes = ChangeSet(ctx.journal, ctx.scenario, "target/local")
+        self.scratch = Path(tempfile.gettempdir()) / f"gameday-{ctx.run_id}-{ctx.scenario}"
+        self.port = params.server.port or 0
+        self.model_dir: Path | None = None
+        self.cgroup: MemoryCgroup | None = None
+        self.supervisor: Supervisor | None = None
+        self.monitoring: MonitoringStack | None = None
+        self.exporter = MetricsExporter()
+        self._endpoints: Endpoints | None = None
+
+    @property
+    def endpoints(self) -> Endpoints:
+        if self._endpoints is None:
+            raise ComponentUnreachable("the local target is not up")
+        return self._endpoints
+
+    @property
+    def server_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pod(self) -> str:
+        return f"{self.ctx.scenario}-{SERVER}"
+
+    def simulated(self) -> list[str]:
+        notes = [
+            "container state series (restarts, last terminated reason, CrashLoopBackOff) come "
+            "from the harness's process supervisor in kube-state-metrics format, not a kubelet",
+        ]
+        if self.monitoring and self.monitoring.rules and self.monitoring.rules.factor != 1:
+            notes.append(
+                f"alert rule time compressed x{self.monitoring.rules.factor:g} "
+                "(for: and range windows divided; see config/rules)"
+            )
+        return notes
+
+    def require_supervisor(self) -> Supervisor:
+        if self.supervisor is None:
+            raise InjectionError("the local target's server is not running")
+        return self.supervisor
+
+    def require_cgroup(self) -> MemoryCgroup:
+        if self.cgroup is None:
+            reason = memory_cgroup_support() or "the server was started without one"
+            raise InjectionError(f"the server has no memory cgroup: {reason}")
+        return self.cgroup
+
+    # -- up/down -------------------------------------------------------------------
+
+    def up(self) -> None:
+        ctx, spec = self.ctx, self.spec
+        ctx.artifacts.mkdir(parents=True, exist_ok=True)
+        self.changes.record(RemoveTree(path=str(self.scratch)))
+        self.scratch.mkdir(parents=True, exist_ok=True)
+
+        if spec.server.port is not None and not port_is_free(spec.server.port):
+            raise ComponentUnreachable(
+                f"port {spec.server.port} is already in use on 127.0.0.1; "
+                "free it or leave target.local.server.port unset for a free port"
+            )
+        self.port = spec.server.port or free_port()
+        prometheus_port, alertmanager_port, exporter_port = free_port(), free_port(), free_port()
+
+        problem = memory_cgroup_support()
+        if problem is None:
+            path = f"gameday-{ctx.run_id}-{ctx.scenario}"
+            cgroup_path = MemoryCgroup.path_for(path)
+            self.changes.record(RemoveCgroup(path=str(cgroup_path)))
+            self.cgroup = MemoryCgroup.create(path)
+            if spec.server.memory_limit is not None:
+                self.cgroup.set_limit(spec.server.memory_limit)
+        else:
+            ctx.bus.emit(
+                Note(
+                    scenario=ctx.scenario,
+                    level="warning",
+                    message=f"server runs without a memory cgroup ({problem}); "
+                    "memory faults are unavailable",
+                )
+            )
+
+        if spec.server.model is not None:
+            self.model_dir = self._model_dir()
+
+        self.exporter.add(
+            ContainerStateCollector(
+                NAMESPACE, self.pod, SERVER, lambda: self.require_supervisor().state
+            )
+        )
+        self.exporter.start(exporter_port)
+
+        self.monitoring = MonitoringStack(
+            ctx, self.changes, self.scratch, spec.prometheus, spec.alertmanager
+        )
+        self.monitoring.start(
+            prometheus_port=prometheus_port,
+            alertmanager_port=alertmanager_port,
+            scrape_jobs={
+                "inference": f"127.0.0.1:{self.port}",
+                "kube-state-metrics": f"127.0.0.1:{exporter_port}",
+            },
+            labels={"namespace": NAMESPACE, "pod": self.pod},
+        )
+        rules = self.monitoring.rules
+        ctx.bus.emit(
+            ComponentReady(
+                scenario=ctx.scenario,
+                component="alertmanager",
+                url=self.monitoring.alertmanager_url,
+                pid=self.monitoring.processes[0].pid,
+            )
+        )
+        ctx.bus.emit(
+            ComponentReady(
+                scenario=ctx.scenario,
+                component="prometheus",
+                url=self.monitoring.prometheus_url,
+                pid=self.monitoring.processes[1].pid,
+                detail=(
+                    f"{len(rules.files)} rule file(s), time compression x{rules.factor:g}"
+                    if rules
+                    else ""
+                ),
+            )
+        )
+
+        server = spec.server
+        self.supervisor = Supervisor(
+            SERVER,
+            self._command(),
+            ctx=ctx,
+            changes=self.changes,
+            restart=server.restart,
+            backoff=BackoffPolicy(
+                server.backoff.initial, server.backoff.max, server.backoff.reset_after
+            ),
+            env=server.env,
+            cgroup=self.cgroup,
+            health_url=f"{self.server_url}{server.health_path}",
+        )
+        self.supervisor.start()
+        self.supervisor.wait_ready(server.ready_timeout)
+        ctx.bus.emit(
+            ComponentReady(
+                scenario=ctx.scenario,
+                component=SERVER,
+                url=self.server_url,
+                pid=self.supervisor.pid,
+                detail=" ".join(self.supervisor.command),
+            )
+        )
+        self.monitoring.wait_scraped("inference", 30)
+        self._endpoints = Endpoints(
+            server=self.server_url,
+            prometheus=self.monitoring.prometheus_url,
+            alertmanager=self.monitoring.alertmanager_url,
+            extra={"port": str(self.port)},
+        )
+
+    def down(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.monitoring is not None:
+            self.monitoring.stop()
+        self.exporter.stop()
+        self.changes.revert_all()
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _command(self) -> list[str]:
+        command = list(self.spec.server.command)
+        if command[0] == "gameday":
+            command = gameday_command() + command[1:]
+        values = {"{port}": str(self.port), "{host}": "127.0.0.1"}
+        if self.model_dir is not None:
+            values["{model_dir}"] = str(self.model_dir)
+        resolved = []
+        for arg in command:
+            for placeholder, value in values.items():
+                arg = arg.replace(placeholder, value)
+            resolved.append(arg)
+        return resolved
+
+    def _model_dir(self) -> Path:
+        model = self.spec.server.model
+        assert model is not None
+        if model.path is not None:
+            path = Path(model.path)
+            return path if path.is_absolute() else (self.ctx.scenario_dir / path).resolve()
+        path = self.scratch / "model"
+        result = subprocess.run(
+            [
+                *gameday_command(),
+                "sim",
+                "make-model",
+                str(path),
+                "--size",
+                str(model.size),
+                "--files",
+                str(model.files),
+                "--name",
+                self.ctx.scenario,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ},
+        )
+        if result.returncode != 0:
+            raise ComponentUnreachable(
+                f"could not create a model directory: {result.stderr.strip() or result.stdout}"
+            )
+        return path
