@@ -190,6 +190,8 @@ class FaultApplied(Event):
     fault: str
     fault_type: str
     description: str
+    started: float
+    """When applying began (a fault may take seconds to apply: several kills, a restart)."""
     offset: float
     details: tuple[tuple[str, str], ...] = ()
     runbook: str | None = None

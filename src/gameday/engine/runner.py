@@ -55,6 +55,7 @@ __all__ = ["GameDay", "Outcome", "RunOptions", "RunResult", "new_run_id"]
 
 DEFAULT_DEADLINES = {Phase.STEADY_STATE: 30.0, Phase.EXPECT: 60.0, Phase.RECOVER: 120.0}
 TICK = 0.25
+RESTORE_CHECK_TIMEOUT = 30.0
 
 
 class Outcome:
@@ -258,6 +259,7 @@ class ScenarioRun:
 
     def _apply(self, fault: _Fault, t0: float) -> None:
         spec = fault.spec
+        started = time.time()
         try:
             details = fault.injector.apply()
         except GamedayError as error:
@@ -273,14 +275,15 @@ class ScenarioRun:
             )
             self._revert(fault, after_failure=True)
             raise
-        fault.applied_at = time.time()
+        fault.applied_at = started
         self.emit(
             FaultApplied(
                 scenario=self.name,
                 fault=spec.name,
                 fault_type=spec.type,
                 description=type(fault.injector).describe(spec),
-                offset=fault.applied_at - t0,
+                started=started,
+                offset=started - t0,
                 details=tuple(details.items()),
                 runbook=type(fault.injector).runbook,
             )
@@ -460,10 +463,26 @@ class ScenarioRun:
 
         self.load_driver = start_load(self, server)
 
+    def _stop_load(self) -> None:
+        if self.load_driver is None:
+            return
+        self.load_driver.stop()
+        (self.artifacts / "locust.log").write_text(self.load_driver.stderr_tail() + "\n")
+
+    def _confirm_restored(self) -> None:
+        """After an abort, say whether reverting the faults brought service back."""
+        if self.target is None or not self.stop.is_set() or not self.faults:
+            return
+        try:
+            self.note(f"restored: {self.target.check_serving(RESTORE_CHECK_TIMEOUT)}")
+        except GamedayError as error:
+            self.note(f"faults reverted, but the system is not serving yet: {error}", level="warning")
+
     def _teardown(self) -> None:
         steps: list[tuple[str, Callable[[], object]]] = [
             ("revert faults", self._revert_outstanding),
-            ("stop load", lambda: self.load_driver.stop() if self.load_driver else None),
+            ("confirm the restore", self._confirm_restored),
+            ("stop load", self._stop_load),
             ("stop alert poller", lambda: self.poller.stop() if self.poller else None),
             ("take the target down", lambda: self.target.down() if self.target else None),
         ]

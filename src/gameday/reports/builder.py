@@ -93,7 +93,7 @@ class ReportBuilder:
         elif isinstance(event, FaultApplied):
             record = self._fault(scenario.faults, event.fault, event.fault_type)
             record.description, record.runbook = event.description, event.runbook
-            record.applied_at, record.offset_s = event.ts, round(event.offset, 3)
+            record.applied_at, record.offset_s = event.started, round(event.offset, 3)
             record.details = dict(event.details)
         elif isinstance(event, FaultReverted):
             record = self._fault(scenario.faults, event.fault, event.fault_type)

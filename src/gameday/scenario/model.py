@@ -208,6 +208,9 @@ class Scenario(StrictModel):
 
 
 def _single_key(value: Any) -> str | None:
+    """The kind of a one-key mapping (validation) or of a built entry (serialisation)."""
+    if isinstance(value, ExpectationEntry | TargetEntry):
+        return value.kind
     if isinstance(value, Mapping) and len(value) == 1:
         key = next(iter(value))
         return key if isinstance(key, str) else None

@@ -71,7 +71,9 @@ class CudaDriver:
         try:
             lib = ctypes.CDLL(library)
         except OSError as exc:
-            raise CudaUnavailable(f"CUDA driver library {library} cannot be loaded: {exc}") from None
+            raise CudaUnavailable(
+                f"CUDA driver library {library} cannot be loaded: {exc}"
+            ) from None
         self._lib = lib
         p = ctypes.POINTER
         self._declare("cuInit", ctypes.c_uint)
@@ -206,7 +208,7 @@ class CudaDevice:
             self.driver.call(
                 "cuMemcpyHtoD_v2",
                 _CUdeviceptr(allocation.ptr + offset),
-                ctypes.cast(src, ctypes.c_void_p),  # type: ignore[arg-type]
+                ctypes.cast(src, ctypes.c_void_p),
                 ctypes.c_size_t(len(data)),
             )
 

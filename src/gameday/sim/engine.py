@@ -63,8 +63,8 @@ class Engine:
 
     def abort(self, seq: Sequence) -> None:
         if self.scheduler.abort(seq, time.monotonic()):
-            self.metrics.record_finished("abort", seq)
-            seq.wake()
+            self.metrics.record_finished(seq)
+            _notify(seq)
             self._wake()
 
     def abort_all(self) -> None:
@@ -86,22 +86,35 @@ class Engine:
     async def _run(self) -> None:
         scheduler, metrics = self.scheduler, self.metrics
         next_warning = 1
+        next_flush = 0.0
         while True:
             if not scheduler.has_work:
                 await self._idle()
                 continue
-            plan = scheduler.schedule()
-            if plan.empty:
+            started = time.monotonic()
+            plan = scheduler.schedule(started)
+            if not scheduler.running:
                 await self._idle()
                 continue
-            # Sleeping 0 still yields, so HTTP handling goes on between steps.
-            await asyncio.sleep(self._decode_s + self._prefill_s * plan.prefill_tokens)
-            result = scheduler.finish_step(plan, time.monotonic())
+            # The step ends at a deadline, so the time the server spends meanwhile (HTTP,
+            # this bookkeeping) is part of the step, as the GPU works while the CPU does.
+            # Sleeping 0 still yields, so HTTP handling goes on between late steps.
+            deadline = started + self._decode_s + self._prefill_s * plan.prefill_tokens
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            now = time.monotonic()
+            result = scheduler.finish_step(plan, now)
             metrics.record_step(result)
-            for seq in result.progressed:
-                seq.wake()
             for seq in result.finished:
-                seq.wake()
+                _notify(seq)
+            if scheduler.streaming and now >= next_flush:
+                # A copy: a listener may abort its sequence (client gone), changing the dict.
+                for seq in list(scheduler.streaming):
+                    _notify(seq)
+                # Writing streams takes at most half the time: when a pass is longer than
+                # what separates steps, the next steps skip it and their tokens go out
+                # merged in one chunk, as vLLM merges deltas for a consumer that lags.
+                end = time.monotonic()
+                next_flush = end + (end - now)
             if scheduler.num_preemptions >= next_warning:
                 next_warning = (
                     scheduler.num_preemptions // _PREEMPTION_WARN_EVERY + 1
@@ -123,6 +136,8 @@ class Engine:
             self.error = exc
             logger.error("EngineCore encountered a fatal error.", exc_info=exc)
             self.metrics.ready = False
+            # Nothing will finish the requests in flight any more: answer them now.
+            self.abort_all()
 
     async def _log_stats(self) -> None:
         metrics, scheduler = self.metrics, self.scheduler
@@ -151,3 +166,14 @@ class Engine:
                     scheduler.blocks.usage * 100,
                 )
             was_active = active
+
+
+def _notify(seq: Sequence) -> None:
+    listener = seq.listener
+    if listener is None:
+        return
+    try:
+        listener(seq)
+    except Exception:
+        # A listener's bug must not stop the engine for everyone.
+        logger.exception("Error in the listener of request %s", seq.request_id)

@@ -54,7 +54,7 @@ def setup_logging() -> None:
 
 
 def exception_line(exc: BaseException) -> str:
-    """The last line Python prints for ``exc``, e.g. ``OSError: [Errno 98] Address already in use``."""
+    """The last line Python prints for ``exc``: ``OSError: [Errno 98] Address already in use``."""
     display = getattr(exc, "display_name", None)
     if isinstance(display, str):
         return f"{display}: {exc}"

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.utils import floatToGoString
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -33,9 +32,9 @@ from gameday.sim.options import Flavor
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from gameday.sim.scheduler import Scheduler, StepResult
+    from gameday.sim.scheduler import Scheduler, Sequence, StepResult
 
-__all__ = ["HttpMetricsMiddleware", "Metrics", "VLLM_TTFT_BUCKETS"]
+__all__ = ["VLLM_TTFT_BUCKETS", "HttpMetricsMiddleware", "Metrics"]
 
 # vLLM v1 (vllm/v1/metrics/loggers.py)
 VLLM_TTFT_BUCKETS = (
@@ -81,8 +80,8 @@ def _one_two_five(max_value: int) -> tuple[float, ...]:
 
 
 def _le(bound: float) -> str:
-    # The ``le`` spelling prometheus_client's own Histogram uses.
-    return str(floatToGoString(bound))
+    # prometheus_client's own ``le`` spelling (floatToGoString) for bounds below 1e6.
+    return repr(float(bound))
 
 
 class Histogram:
@@ -90,23 +89,24 @@ class Histogram:
 
     __slots__ = ("_le", "bounds", "counts", "total")
 
-    def __init__(self, bounds: Sequence[float]) -> None:
+    def __init__(self, bounds: Iterable[float]) -> None:
         self.bounds = tuple(bounds)
         self._le = [_le(b) for b in self.bounds] + ["+Inf"]
         self.counts = [0] * (len(self.bounds) + 1)
         self.total = 0.0
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
+    def observe(self, value: float, count: int = 1) -> None:
+        """Record ``value`` ``count`` times."""
+        self.counts[bisect_left(self.bounds, value)] += count
+        self.total += value * count
 
-    def add_to(self, family: HistogramMetricFamily, labels: Sequence[str]) -> None:
+    def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
         cumulative = 0
         buckets: list[tuple[str, float]] = []
         for le, count in zip(self._le, self.counts, strict=True):
             cumulative += count
             buckets.append((le, cumulative))
-        family.add_metric(list(labels), buckets, self.total)
+        family.add_metric(labels, buckets, self.total)
 
 
 @dataclass
@@ -145,10 +145,17 @@ class Metrics:
         self.prompt_tokens = 0
         self.generation_tokens = 0
         self.finished = {"stop": 0, "length": 0, "abort": 0}
+        ttft: tuple[float, ...]
+        itl: tuple[float, ...]
+        e2e: tuple[float, ...]
         if flavor == "sglang":
             ttft, itl, e2e = SGLANG_TTFT_BUCKETS, SGLANG_ITL_BUCKETS, SGLANG_E2E_BUCKETS
         else:
-            ttft, itl, e2e = VLLM_TTFT_BUCKETS, VLLM_TOKEN_LATENCY_BUCKETS, VLLM_REQUEST_LATENCY_BUCKETS
+            ttft, itl, e2e = (
+                VLLM_TTFT_BUCKETS,
+                VLLM_TOKEN_LATENCY_BUCKETS,
+                VLLM_REQUEST_LATENCY_BUCKETS,
+            )
         self.ttft = Histogram(ttft)
         self.itl = Histogram(itl)
         self.e2e = Histogram(e2e)
@@ -177,14 +184,17 @@ class Metrics:
         for v in result.itl:
             itl.observe(v)
             tpot.observe(v)
+        value, count = result.itl_bulk
+        if count:
+            itl.observe(value, count)
+            tpot.observe(value, count)
         for seq in result.finished:
-            self.record_finished(seq.finish_reason or "stop", seq)
+            self.record_finished(seq)
 
-    def record_finished(self, reason: str, seq: object) -> None:
-        from gameday.sim.scheduler import Sequence
-
+    def record_finished(self, seq: Sequence) -> None:
+        reason = seq.finish_reason or "stop"
         self.finished[reason] = self.finished.get(reason, 0) + 1
-        if reason == "abort" or not isinstance(seq, Sequence):
+        if reason == "abort":
             return
         if seq.finish_time is not None:
             self.e2e.observe(seq.finish_time - seq.arrival_time)
@@ -230,12 +240,24 @@ class Metrics:
             hist.add_to(h, values)
             return h
 
-        yield gauge("vllm:num_requests_running", "Number of requests in model execution batches.", running)
-        yield gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", waiting)
+        yield gauge(
+            "vllm:num_requests_running", "Number of requests in model execution batches.", running
+        )
+        yield gauge(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed.", waiting
+        )
         yield gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", usage)
-        yield counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", preemptions)
-        yield counter("vllm:prompt_tokens", "Number of prefill tokens processed.", self.prompt_tokens)
-        yield counter("vllm:generation_tokens", "Number of generation tokens processed.", self.generation_tokens)
+        yield counter(
+            "vllm:num_preemptions", "Cumulative number of preemption from the engine.", preemptions
+        )
+        yield counter(
+            "vllm:prompt_tokens", "Number of prefill tokens processed.", self.prompt_tokens
+        )
+        yield counter(
+            "vllm:generation_tokens",
+            "Number of generation tokens processed.",
+            self.generation_tokens,
+        )
         success = CounterMetricFamily(
             "vllm:request_success",
             "Count of successfully processed requests.",
@@ -244,12 +266,20 @@ class Metrics:
         for reason, count in self.finished.items():
             success.add_metric([*values, reason], count)
         yield success
-        yield histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", self.ttft)
         yield histogram(
-            "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", self.itl
+            "vllm:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            self.ttft,
         )
         yield histogram(
-            "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", self.e2e
+            "vllm:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            self.itl,
+        )
+        yield histogram(
+            "vllm:e2e_request_latency_seconds",
+            "Histogram of e2e request latency in seconds.",
+            self.e2e,
         )
         yield histogram(
             "vllm:request_queue_time_seconds",
@@ -258,7 +288,9 @@ class Metrics:
         )
         if self.request_prompt_tokens is not None and self.request_generation_tokens is not None:
             yield histogram(
-                "vllm:request_prompt_tokens", "Number of prefill tokens processed.", self.request_prompt_tokens
+                "vllm:request_prompt_tokens",
+                "Number of prefill tokens processed.",
+                self.request_prompt_tokens,
             )
             yield histogram(
                 "vllm:request_generation_tokens",
@@ -285,7 +317,8 @@ class Metrics:
         if self.deprecated:
             yield gauge(
                 "vllm:gpu_cache_usage_perc",
-                "GPU KV-cache usage. 1 means 100 percent usage.DEPRECATED: Use vllm:kv_cache_usage_perc instead.",
+                "GPU KV-cache usage. 1 means 100 percent usage."
+                "DEPRECATED: Use vllm:kv_cache_usage_perc instead.",
                 usage,
             )
             yield histogram(
@@ -316,26 +349,44 @@ class Metrics:
             return h
 
         yield gauge("sglang:num_running_reqs", "The number of running requests.", running)
-        yield gauge("sglang:num_queue_reqs", "The number of requests in the waiting queue.", waiting)
+        yield gauge(
+            "sglang:num_queue_reqs", "The number of requests in the waiting queue.", waiting
+        )
         yield gauge("sglang:token_usage", "The token usage.", usage)
-        yield gauge("sglang:num_used_tokens", "The number of used tokens.", used_blocks * block_size)
-        yield gauge("sglang:gen_throughput", "The generation throughput (token/s).", self.gen_throughput)
+        yield gauge(
+            "sglang:num_used_tokens", "The number of used tokens.", used_blocks * block_size
+        )
+        yield gauge(
+            "sglang:gen_throughput", "The generation throughput (token/s).", self.gen_throughput
+        )
         yield gauge("sglang:cache_hit_rate", "The prefix cache hit rate.", 0.0)
-        yield counter("sglang:prompt_tokens", "Number of prefill tokens processed.", self.prompt_tokens)
         yield counter(
-            "sglang:generation_tokens", "Number of generation tokens processed.", self.generation_tokens
+            "sglang:prompt_tokens", "Number of prefill tokens processed.", self.prompt_tokens
+        )
+        yield counter(
+            "sglang:generation_tokens",
+            "Number of generation tokens processed.",
+            self.generation_tokens,
         )
         # SGLang counts aborted requests in num_requests too.
-        yield counter("sglang:num_requests", "Number of requests processed.", sum(self.finished.values()))
+        yield counter(
+            "sglang:num_requests", "Number of requests processed.", sum(self.finished.values())
+        )
         yield counter(
             "sglang:num_aborted_requests", "Number of requests aborted.", self.finished["abort"]
         )
-        yield counter("sglang:num_retracted_requests", "Total number of retracted requests.", preemptions)
-        yield histogram(
-            "sglang:time_to_first_token_seconds", "Histogram of time to first token in seconds.", self.ttft
+        yield counter(
+            "sglang:num_retracted_requests", "Total number of retracted requests.", preemptions
         )
         yield histogram(
-            "sglang:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", self.itl
+            "sglang:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            self.ttft,
+        )
+        yield histogram(
+            "sglang:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            self.itl,
         )
         yield histogram(
             "sglang:e2e_request_latency_seconds",
@@ -377,7 +428,9 @@ class Metrics:
             value=self.kv_bytes,
         )
         yield GaugeMetricFamily(
-            "gameday_sim_ready", "1 when the model is loaded and the engine healthy.", value=self.ready
+            "gameday_sim_ready",
+            "1 when the model is loaded and the engine healthy.",
+            value=self.ready,
         )
         if self.upstream is not None:
             up = GaugeMetricFamily(
@@ -420,4 +473,6 @@ class HttpMetricsMiddleware:
                 status = 500
             raise
         finally:
-            self.stats.observe(handler, scope["method"], status or 500, time.perf_counter() - started)
+            self.stats.observe(
+                handler, scope["method"], status or 500, time.perf_counter() - started
+            )

@@ -155,7 +155,8 @@ def _read_json(path: Path) -> Any:
 
 def read_model_dir(path: Path) -> ModelSpec:
     """Read a model directory's description (not its weights); raises what vLLM would."""
-    entries = set(os.listdir(path))  # FileNotFoundError / NotADirectoryError, as the OS says
+    # FileNotFoundError / NotADirectoryError, with the OS's own text.
+    entries = {p.name for p in path.iterdir()}
     if CONFIG not in entries:
         raise OSError(
             f"{path} does not appear to have a file named {CONFIG}. Checkout "
@@ -203,7 +204,9 @@ def _check_safetensors_header(f: Any, size: int) -> None:
     except UnicodeDecodeError:
         raise SafetensorError("Error while deserializing header: InvalidHeader") from None
     except ValueError:
-        raise SafetensorError("Error while deserializing header: InvalidHeaderDeserialization") from None
+        raise SafetensorError(
+            "Error while deserializing header: InvalidHeaderDeserialization"
+        ) from None
     if not isinstance(header, dict):
         raise SafetensorError("Error while deserializing header: InvalidHeaderDeserialization")
     end = 0
@@ -220,7 +223,9 @@ def _check_safetensors_header(f: Any, size: int) -> None:
         raise SafetensorError("Error while deserializing header: MetadataIncompleteBuffer")
 
 
-def load_weights(spec: ModelSpec, *, bandwidth: int, cancel: threading.Event) -> LoadedWeights | None:
+def load_weights(
+    spec: ModelSpec, *, bandwidth: int, cancel: threading.Event
+) -> LoadedWeights | None:
     """Read, check and keep every weight file; None if ``cancel`` was set meanwhile.
 
     Reads are paced so that the load takes ``bytes / bandwidth`` seconds at least.
@@ -245,7 +250,9 @@ def load_weights(spec: ModelSpec, *, bandwidth: int, cancel: threading.Event) ->
                 while offset < size:
                     n = f.readinto(view[offset : offset + chunk])
                     if not n:
-                        raise SafetensorError("Error while deserializing header: MetadataIncompleteBuffer")
+                        raise SafetensorError(
+                            "Error while deserializing header: MetadataIncompleteBuffer"
+                        )
                     digest.update(view[offset : offset + n])
                     offset += n
                     done += n

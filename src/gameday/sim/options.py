@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Flavor", "SimOptions", "parse_upstream", "Upstream"]
+__all__ = ["Flavor", "SimOptions", "Upstream", "parse_upstream"]
 
 Flavor = Literal["vllm", "sglang"]
 
@@ -24,7 +24,7 @@ class Upstream:
 
 
 def parse_upstream(url: str) -> Upstream:
-    """``http://model-store:8080/x`` or ``model-store:8080`` -> host and port; ValueError if unusable."""
+    """Host and port of ``http://model-store:8080/x`` or ``model-store:8080``; else ValueError."""
     from urllib.parse import urlsplit
 
     text = url.strip()

@@ -62,8 +62,7 @@ class Unavailable(NamedTuple):
 # Errors that mean the engine core could not start, which vLLM reports with this last line.
 _ENGINE_START_ERRORS = (OSError, RuntimeError, ValueError, ModelLoadError)
 _ENGINE_INIT_FAILED = (
-    "RuntimeError: Engine core initialization failed. See root cause above. "
-    "Failed core proc(s): {}"
+    "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}"
 )
 
 
@@ -106,7 +105,9 @@ class SimRuntime:
         """None when inference can be served, else why not."""
         if self.phase is Phase.LOADING:
             return Unavailable(
-                503, "ServiceUnavailableError", "The model is still loading; the server is not ready."
+                503,
+                "ServiceUnavailableError",
+                "The model is still loading; the server is not ready.",
             )
         if self.phase is not Phase.READY or self.engine is None:
             return Unavailable(503, "ServiceUnavailableError", "The server is shutting down.")
@@ -152,6 +153,7 @@ class SimRuntime:
         opts = self.opts
         started = time.monotonic()
         if opts.upstream is not None:
+            self.metrics.upstream = str(opts.upstream)
             logger.info("Resolving upstream dependency %s (%s)", opts.upstream, opts.upstream.url)
             try:
                 await asyncio.to_thread(resolve, opts.upstream)

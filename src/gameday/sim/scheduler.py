@@ -11,22 +11,38 @@ forward step, waits the step's simulated duration, then calls :meth:`Scheduler.f
   waiting queue; when readmitted it prefills its prompt plus what it had generated.
 - Waiting sequences are admitted, in order, only in steps without preemption, while blocks,
   sequence slots and the step's token budget (``max_num_batched_tokens``) allow.
+
+Every running sequence gains exactly one token per step, so a sequence's token count is
+a function of the step counter, and the only per-sequence events are known in advance:
+the step it needs its next block and the step it finishes. The scheduler files those
+events by step, so a step costs time for what happens in it, not for every running
+sequence (a long answer costs no more to simulate than a short one).
 """
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["BlockPool", "Scheduler", "Sequence", "SeqStatus", "StepPlan", "StepResult"]
+__all__ = ["BlockPool", "Scheduler", "SeqStatus", "Sequence", "StepClock", "StepPlan", "StepResult"]
 
 
 class SeqStatus(Enum):
     WAITING = "waiting"
     RUNNING = "running"
     FINISHED = "finished"
+
+
+class StepClock:
+    """The index of the last completed step, shared by a scheduler and its sequences."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -36,31 +52,43 @@ class Sequence:
     request_id: str
     prompt_tokens: int
     max_tokens: int
-    # Where the simulated model emits EOS; == max_tokens when it ignores EOS.
+    # Where the simulated model emits EOS (== max_tokens when it ignores EOS).
     stop_at: int
     arrival_time: float
-    # Streaming consumers are woken on every token, the others only when finished.
+    # Streaming sequences are reported after every step, the others when they finish.
     stream: bool = False
-    output_tokens: int = 0
-    num_computed: int = 0
-    num_blocks: int = 0
+    # Called by the engine with this sequence when it progresses (streaming) or finishes.
+    listener: Callable[[Sequence], None] | None = None
     status: SeqStatus = SeqStatus.WAITING
     finish_reason: str | None = None
+    # Tokens generated before the current admission (all of them, once not running).
+    carried: int = 0
+    # The step that prefilled it (its first token of this admission comes out of it).
+    start_step: int = 0
+    clock: StepClock | None = None
+    num_blocks: int = 0
+    # Admission order among running sequences: the youngest is preempted first.
+    order: int = 0
+    # Bumped on preemption and abort, so events filed for an older admission are ignored.
+    epoch: int = 0
+    finish_step: int = 0
     scheduled_time: float | None = None
     first_token_time: float | None = None
     last_token_time: float | None = None
     finish_time: float | None = None
     preemptions: int = 0
-    waiter: asyncio.Future[None] | None = None
+
+    @property
+    def output_tokens(self) -> int:
+        if self.status is SeqStatus.RUNNING and self.clock is not None:
+            done = self.clock.value - self.start_step + 1
+            if done > 0:
+                return self.carried + done
+        return self.carried
 
     @property
     def finished(self) -> bool:
         return self.status is SeqStatus.FINISHED
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
 
 class BlockPool:
@@ -76,21 +104,6 @@ class BlockPool:
     def blocks_for(self, tokens: int) -> int:
         return -(-tokens // self.block_size)
 
-    def ensure(self, seq: Sequence, tokens: int) -> bool:
-        """Grow ``seq`` to hold ``tokens`` tokens; False (and no change) if blocks lack."""
-        extra = self.blocks_for(tokens) - seq.num_blocks
-        if extra <= 0:
-            return True
-        if extra > self.free_blocks:
-            return False
-        self.free_blocks -= extra
-        seq.num_blocks += extra
-        return True
-
-    def release(self, seq: Sequence) -> None:
-        self.free_blocks += seq.num_blocks
-        seq.num_blocks = 0
-
     @property
     def used_blocks(self) -> int:
         return self.num_blocks - self.free_blocks
@@ -103,27 +116,28 @@ class BlockPool:
 
 @dataclass(slots=True)
 class StepPlan:
+    step: int
+    started: float
     prefill: list[Sequence] = field(default_factory=list)
-    decode: list[Sequence] = field(default_factory=list)
     prefill_tokens: int = 0
     preempted: list[Sequence] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not self.prefill and not self.decode
 
 
 @dataclass(slots=True)
 class StepResult:
-    """What one step produced, for metrics and for waking consumers."""
+    """What one step produced, for metrics and listeners."""
 
     ttft: list[float] = field(default_factory=list)
+    # Inter-token latencies observed one by one (sequences resumed after preemption)...
     itl: list[float] = field(default_factory=list)
+    # ...and the one every other decoding sequence shares: (seconds, how many).
+    itl_bulk: tuple[float, int] = (0.0, 0)
     new_prompt_tokens: int = 0
     generation_tokens: int = 0
     finished: list[Sequence] = field(default_factory=list)
-    # Streaming sequences that received tokens (finished ones are in ``finished``).
-    progressed: list[Sequence] = field(default_factory=list)
+
+
+_Event = tuple[int, Sequence]  # (epoch when filed, sequence)
 
 
 class Scheduler:
@@ -138,15 +152,23 @@ class Scheduler:
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
         self.blocks = BlockPool(num_blocks, block_size)
+        self.clock = StepClock()
         self.waiting: deque[Sequence] = deque()
-        self.running: list[Sequence] = []
+        # Insertion-ordered: admission order, the youngest last.
+        self.running: dict[Sequence, None] = {}
+        self.streaming: dict[Sequence, None] = {}
         self.num_preemptions = 0
+        self.last_step_time: float | None = None
+        self._finish_at: dict[int, list[_Event]] = {}
+        self._grow_at: dict[int, list[_Event]] = {}
+        self._order = itertools.count()
 
     @property
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
 
     def add(self, seq: Sequence) -> None:
+        seq.clock = self.clock
         self.waiting.append(seq)
 
     def abort(self, seq: Sequence, now: float) -> bool:
@@ -156,88 +178,126 @@ class Scheduler:
         if seq.status is SeqStatus.WAITING:
             self.waiting.remove(seq)
         else:
-            self.running.remove(seq)
-        self.blocks.release(seq)
-        self._finish(seq, "abort", now)
+            seq.carried = seq.output_tokens
+            self._release(seq)
+        seq.epoch += 1
+        seq.status = SeqStatus.FINISHED
+        seq.finish_reason = "abort"
+        seq.finish_time = now
         return True
 
-    def schedule(self) -> StepPlan:
-        plan = StepPlan()
-        running = self.running
-        i = 0
-        while i < len(running):
-            seq = running[i]
-            # A decode step writes the KV of the last sampled token.
-            if self._grow_or_preempt(seq, seq.num_computed + 1, plan.preempted):
-                plan.decode.append(seq)
-            i += 1
-        if plan.preempted:
-            return plan
-        budget = self.max_num_batched_tokens - len(plan.decode)
-        while self.waiting and len(running) < self.max_num_seqs:
-            seq = self.waiting[0]
-            # A resumed sequence recomputes what it had generated, too.
-            tokens = seq.prompt_tokens + seq.output_tokens
-            if plan.prefill and plan.prefill_tokens + tokens > budget:
-                break
-            if not self.blocks.ensure(seq, tokens):
-                break  # head-of-line: FIFO order is kept, as vLLM does
-            self.waiting.popleft()
-            seq.status = SeqStatus.RUNNING
-            running.append(seq)
-            plan.prefill.append(seq)
-            plan.prefill_tokens += tokens
+    def _release(self, seq: Sequence) -> None:
+        del self.running[seq]
+        if seq.stream:
+            self.streaming.pop(seq, None)
+        self.blocks.free_blocks += seq.num_blocks
+        seq.num_blocks = 0
+
+    def schedule(self, now: float) -> StepPlan:
+        step = self.clock.value + 1
+        plan = StepPlan(step=step, started=now)
+        growing = self._grow_at.pop(step, None)
+        if growing:
+            self._grow(growing, plan)
+        if not plan.preempted:
+            self._admit(plan)
         return plan
 
-    def _grow_or_preempt(self, seq: Sequence, tokens: int, preempted: list[Sequence]) -> bool:
-        while not self.blocks.ensure(seq, tokens):
-            victim = self.running.pop()
-            self.blocks.release(victim)
-            victim.status = SeqStatus.WAITING
-            victim.num_computed = 0
-            victim.preemptions += 1
-            self.num_preemptions += 1
-            self.waiting.appendleft(victim)
-            preempted.append(victim)
-            if victim is seq:
-                return False
-        return True
+    def _grow(self, events: list[_Event], plan: StepPlan) -> None:
+        """Give one more block to each sequence that crosses a block boundary this step."""
+        pool = self.blocks
+        if len(events) > 1:
+            events.sort(key=lambda e: e[1].order)
+        for epoch, seq in events:
+            if seq.epoch != epoch:
+                continue  # preempted or aborted since
+            while pool.free_blocks < 1:
+                victim = next(reversed(self.running))
+                self._preempt(victim, plan)
+                if victim is seq:
+                    break
+            else:
+                pool.free_blocks -= 1
+                seq.num_blocks += 1
+                following = plan.step + pool.block_size
+                if following <= seq.finish_step:
+                    self._grow_at.setdefault(following, []).append((seq.epoch, seq))
+
+    def _preempt(self, victim: Sequence, plan: StepPlan) -> None:
+        victim.carried = victim.output_tokens
+        self._release(victim)
+        victim.status = SeqStatus.WAITING
+        victim.epoch += 1
+        victim.preemptions += 1
+        victim.last_token_time = self.last_step_time
+        self.num_preemptions += 1
+        self.waiting.appendleft(victim)
+        plan.preempted.append(victim)
+
+    def _admit(self, plan: StepPlan) -> None:
+        pool, running, waiting = self.blocks, self.running, self.waiting
+        step = plan.step
+        # Decoding sequences take one token each of the step's budget.
+        budget = self.max_num_batched_tokens - len(running)
+        while waiting and len(running) < self.max_num_seqs:
+            seq = waiting[0]
+            # A resumed sequence recomputes what it had generated, too.
+            tokens = seq.prompt_tokens + seq.carried
+            if plan.prefill and plan.prefill_tokens + tokens > budget:
+                break
+            need = pool.blocks_for(tokens)
+            if need > pool.free_blocks:
+                break  # head-of-line: FIFO order is kept, as vLLM does
+            waiting.popleft()
+            pool.free_blocks -= need
+            seq.num_blocks = need
+            seq.status = SeqStatus.RUNNING
+            seq.start_step = step
+            seq.order = next(self._order)
+            running[seq] = None
+            if seq.stream:
+                self.streaming[seq] = None
+            # One token per step from this one on; the block boundary comes every
+            # block_size tokens after the prefilled ones.
+            seq.finish_step = step + seq.stop_at - seq.carried - 1
+            self._finish_at.setdefault(seq.finish_step, []).append((seq.epoch, seq))
+            grow = step + need * pool.block_size - tokens + 1
+            if grow <= seq.finish_step:
+                self._grow_at.setdefault(grow, []).append((seq.epoch, seq))
+            plan.prefill.append(seq)
+            plan.prefill_tokens += tokens
 
     def finish_step(self, plan: StepPlan, now: float) -> StepResult:
+        step = plan.step
+        self.clock.value = step
         result = StepResult()
+        previous, self.last_step_time = self.last_step_time, now
+        prefilled = 0
         for seq in plan.prefill:
-            if seq.status is SeqStatus.RUNNING:
-                if seq.scheduled_time is None:
-                    seq.scheduled_time = now
-                seq.num_computed = seq.prompt_tokens + seq.output_tokens
-                self._emit(seq, now, result)
-        for seq in plan.decode:
-            if seq.status is SeqStatus.RUNNING:
-                seq.num_computed += 1
-                self._emit(seq, now, result)
-        if result.finished:
-            self.running = [s for s in self.running if s.status is SeqStatus.RUNNING]
+            if seq.status is not SeqStatus.RUNNING:
+                continue  # aborted during the step
+            prefilled += 1
+            if seq.scheduled_time is None:
+                seq.scheduled_time = plan.started
+            if seq.first_token_time is None:
+                seq.first_token_time = now
+                result.ttft.append(now - seq.arrival_time)
+                result.new_prompt_tokens += seq.prompt_tokens
+            elif seq.last_token_time is not None:
+                result.itl.append(now - seq.last_token_time)
+        decoded = len(self.running) - prefilled
+        if decoded > 0 and previous is not None:
+            result.itl_bulk = (now - previous, decoded)
+        result.generation_tokens = decoded + prefilled
+        due = self._finish_at.pop(step, None)
+        if due:
+            for epoch, seq in due:
+                if seq.epoch != epoch:
+                    continue
+                self._release(seq)
+                seq.carried = seq.stop_at
+                seq.status = SeqStatus.FINISHED
+                seq.finish_reason = "length" if seq.stop_at >= seq.max_tokens else "stop"
+                seq.finish_time = seq.last_token_time = now
+                result.finished.append(seq)
         return result
-
-    def _emit(self, seq: Sequence, now: float, result: StepResult) -> None:
-        seq.output_tokens += 1
-        result.generation_tokens += 1
-        if seq.first_token_time is None:
-            seq.first_token_time = now
-            result.ttft.append(now - seq.arrival_time)
-            result.new_prompt_tokens += seq.prompt_tokens
-        elif seq.last_token_time is not None:
-            result.itl.append(now - seq.last_token_time)
-        seq.last_token_time = now
-        if seq.output_tokens >= seq.stop_at or seq.output_tokens >= seq.max_tokens:
-            self.blocks.release(seq)
-            self._finish(seq, "length" if seq.output_tokens >= seq.max_tokens else "stop", now)
-            result.finished.append(seq)
-        elif seq.stream:
-            result.progressed.append(seq)
-
-    @staticmethod
-    def _finish(seq: Sequence, reason: str, now: float) -> None:
-        seq.status = SeqStatus.FINISHED
-        seq.finish_reason = reason
-        seq.finish_time = now

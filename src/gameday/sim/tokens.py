@@ -18,13 +18,59 @@ __all__ = [
 ]
 
 _WORDS = (
-    "the system under test keeps serving while the game day injects a fault and "
-    "every alert the runbook promises fires on time then the operators follow the "
-    "documented steps until traffic recovers and the error budget holds steady so "
-    "the team learns where latency queueing memory and recovery really behave"
-).split()
+    "the",
+    "system",
+    "under",
+    "test",
+    "keeps",
+    "serving",
+    "while",
+    "the",
+    "game",
+    "day",
+    "injects",
+    "a",
+    "fault",
+    "and",
+    "every",
+    "alert",
+    "the",
+    "runbook",
+    "promises",
+    "fires",
+    "on",
+    "time",
+    "then",
+    "the",
+    "operators",
+    "follow",
+    "the",
+    "documented",
+    "steps",
+    "until",
+    "traffic",
+    "recovers",
+    "and",
+    "the",
+    "error",
+    "budget",
+    "holds",
+    "steady",
+    "so",
+    "the",
+    "team",
+    "learns",
+    "where",
+    "latency",
+    "queueing",
+    "memory",
+    "and",
+    "recovery",
+    "really",
+    "behave",
+)
 # Each token after the first carries its leading space, as BPE tokens do.
-_VOCAB = tuple(_WORDS)
+_VOCAB = _WORDS
 _SPACED = tuple(" " + w for w in _WORDS)
 
 # Natural answer lengths (where the simulated model would emit EOS) without max_tokens.
@@ -57,7 +103,9 @@ def count_chat_tokens(messages: list[Any]) -> tuple[int, str]:
             parts = [
                 p["text"]
                 for p in content
-                if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                if isinstance(p, dict)
+                and p.get("type") == "text"
+                and isinstance(p.get("text"), str)
             ]
         else:
             raise ValueError(f"messages[{i}].content must be a string or a list of parts")
@@ -79,7 +127,5 @@ def natural_length(seed: int) -> int:
 def token_text(seed: int, start: int, stop: int) -> str:
     """The text of output tokens ``start..stop-1`` of the answer seeded by ``seed``."""
     n = len(_VOCAB)
-    pieces = [
-        (_VOCAB if i == 0 else _SPACED)[(seed + i * 7) % n] for i in range(start, stop)
-    ]
+    pieces = [(_VOCAB if i == 0 else _SPACED)[(seed + i * 7) % n] for i in range(start, stop)]
     return "".join(pieces)

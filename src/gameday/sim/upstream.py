@@ -36,7 +36,7 @@ class UpstreamMonitor:
         self,
         upstream: Upstream,
         interval: float,
-        report: Callable[[OSError | None], None],
+        report: Callable[[OSError | None], object],
         resolver: Resolver = _getaddrinfo,
     ) -> None:
         self.upstream = upstream

@@ -71,6 +71,11 @@ class Target(ABC):
     def tier(self) -> str:
         return self.kind
 
+    def check_serving(self, timeout: float) -> str:
+        """After an aborted run's faults were reverted: is the system serving again? In words."""
+        del timeout
+        return "not checked on this tier"
+
     def simulated(self) -> list[str]:
         """What on this tier is simulated rather than real, for the report."""
         return []

@@ -45,13 +45,13 @@ class ProcessKill(Injector[ProcessKillSpec, LocalTarget]):
     def apply(self) -> dict[str, str]:
         supervisor = self.target.require_supervisor()
         sig = signal.Signals[self.spec.signal]
-        killed: list[str] = []
+        killed: list[int] = []
         for round_ in range(self.spec.count):
             if round_ > 0:
-                supervisor.wait_running(self.spec.restart_timeout, self.ctx.stop)
+                supervisor.wait_running(self.spec.restart_timeout, self.ctx.stop, not_pid=killed[-1])
                 if self.spec.interval:
                     self.ctx.stop.wait(self.spec.interval)
             if supervisor.pid is None:
                 raise InjectionError("the server is not running; nothing to kill")
-            killed.append(str(supervisor.kill(sig)))
-        return {"signal": self.spec.signal, "pids": ", ".join(killed)}
+            killed.append(supervisor.kill(sig))
+        return {"signal": self.spec.signal, "pids": ", ".join(map(str, killed))}

@@ -37,8 +37,8 @@ __all__ = [
 TOKEN_VARIABLE = "GAMEDAY_PROCESS_TOKEN"  # noqa: S105 - a marker, not a secret
 
 
-def find_processes(token: str) -> list[int]:
-    """Pids of live processes whose environment carries ``token``."""
+def find_processes(token: str, *, prefix: bool = False) -> list[int]:
+    """Pids of live processes whose environment carries ``token`` (or a token starting so)."""
     needle = f"{TOKEN_VARIABLE}={token}".encode()
     found: list[int] = []
     own = os.getpid()
@@ -49,7 +49,8 @@ def find_processes(token: str) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue  # gone, or a kernel thread
-        if needle in environ.split(b"\0"):
+        variables = environ.split(b"\0")
+        if needle in variables or (prefix and any(v.startswith(needle) for v in variables)):
             found.append(int(entry.name))
     return found
 
@@ -92,11 +93,16 @@ class KillProcesses(UndoAction):
     grace: float = 5.0
 
     def revert(self) -> str:
-        pids = find_processes(self.token)
-        if not pids:
+        stopped: list[int] = []
+        for _ in range(3):  # a dying parent may have started one more child: look again
+            pids = [p for p in find_processes(self.token) if p not in stopped]
+            if not pids:
+                break
+            terminate(pids, self.grace)
+            stopped.extend(pids)
+        if not stopped:
             return f"{self.name}: no process left"
-        terminate(pids, self.grace)
-        return f"{self.name}: stopped {len(pids)} process(es) {pids}"
+        return f"{self.name}: stopped {len(stopped)} process(es) {stopped}"
 
     def describe(self) -> str:
         return f"stop {self.name} ({' '.join(self.command)[:80]})"

@@ -124,10 +124,8 @@ class Supervisor:
 
     @property
     def pid(self) -> int | None:
-        current = self._current
-        if current is None or current.popen.poll() is not None:
-            return None
-        return current.pid
+        with self._lock:
+            return self.state.pid if self.state.running else None
 
     def kill(self, sig: signal.Signals) -> int:
         """Signal the server's main process, as a container's PID 1 would be. Returns its pid."""
@@ -137,11 +135,14 @@ class Supervisor:
         os.kill(pid, sig)
         return pid
 
-    def wait_running(self, timeout: float, stop: threading.Event) -> None:
-        """Block until a server process is running (after a restart), or raise."""
+    def wait_running(
+        self, timeout: float, stop: threading.Event, *, not_pid: int | None = None
+    ) -> None:
+        """Block until a server process is running — another one than ``not_pid``, if
+        given (a process we just killed may not have been reaped yet) — or raise."""
         deadline = time.monotonic() + timeout
         with self._exited:
-            while not self.state.running:
+            while not self.state.running or (not_pid is not None and self.state.pid == not_pid):
                 remaining = deadline - time.monotonic()
                 if stop.is_set():
                     raise Aborted("signal")
@@ -159,15 +160,17 @@ class Supervisor:
         else:
             self._wake.set()  # in backoff: cut the wait short
 
-    def wait_ready(self, timeout: float) -> None:
-        """Poll the health endpoint until it answers 200, the process dies, or ``timeout``."""
+    def wait_ready(self, timeout: float, *, ignore_stop: bool = False) -> None:
+        """Poll the health endpoint until it answers 200, the process dies, or ``timeout``.
+
+        ``ignore_stop`` keeps waiting during an abort, to confirm a restore."""
         if self.health_url is None:
             return
         deadline = time.monotonic() + timeout
         last_problem = "no answer yet"
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
-                if self.ctx.stop.is_set():
+                if self.ctx.stop.is_set() and not ignore_stop:
                     raise Aborted("signal")
                 if self.restart_policy == "never" and self._current is not None:
                     if self._current.popen.poll() is not None:
@@ -180,7 +183,7 @@ class Supervisor:
                     last_problem = f"HTTP {response.status_code}"
                 except httpx.HTTPError as error:
                     last_problem = type(error).__name__
-                self.ctx.stop.wait(0.2)
+                time.sleep(0.2)  # the probe period, as a readiness probe has one
         raise ComponentUnreachable(
             f"{self.name} did not become ready at {self.health_url} within {timeout:g}s "
             f"({last_problem}); {self._died_message()}"

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from gameday.engine.changes import ChangeSet
@@ -19,7 +20,7 @@ from gameday.targets.local.exporter import ContainerStateCollector, MetricsExpor
 from gameday.targets.local.monitoring import MonitoringStack
 from gameday.targets.local.processes import free_port, port_is_free
 from gameday.targets.local.spec import LocalTargetSpec
-from gameday.targets.local.supervisor import BackoffPolicy, Supervisor
+from gameday.targets.local.supervisor import BackoffPolicy, ContainerState, Supervisor
 
 __all__ = ["LocalTarget", "gameday_command"]
 
@@ -88,6 +89,12 @@ class LocalTarget(Target):
             raise InjectionError(f"the server has no memory cgroup: {reason}")
         return self.cgroup
 
+    def check_serving(self, timeout: float) -> str:
+        supervisor = self.require_supervisor()
+        started = time.monotonic()
+        supervisor.wait_ready(timeout, ignore_stop=True)
+        return f"the server is serving again ({supervisor.health_url} answered 200 after {time.monotonic() - started:.1f}s)"
+
     # -- up/down -------------------------------------------------------------------
 
     def up(self) -> None:
@@ -127,7 +134,10 @@ class LocalTarget(Target):
 
         self.exporter.add(
             ContainerStateCollector(
-                NAMESPACE, self.pod, SERVER, lambda: self.require_supervisor().state
+                NAMESPACE,
+                self.pod,
+                SERVER,
+                lambda: self.supervisor.state if self.supervisor else ContainerState(),
             )
         )
         self.exporter.start(exporter_port)

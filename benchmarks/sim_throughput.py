@@ -1,0 +1,284 @@
+"""Can one Locust worker saturate the simulator? Sustained requests/s of both, as a ratio.
+
+The simulator must never be the bottleneck of a game day: a game day measures the system
+under test, so the load generator has to run out of CPU long before the simulator does.
+
+Method (one run; needs 2 CPUs, ``wrk`` on PATH (Debian: ``apt-get install -y wrk``) and
+``locust`` in this interpreter):
+
+* The simulator (``python -m gameday.sim serve``) is pinned to CPU 0, the load generator of
+  the moment to CPU 1, so each has exactly one core, as a game day on a small box has.
+* Simulated GPU time is shrunk (prefill 0 ms/token, decode 1 ms/token) and the simulated
+  GPU made large (``--max-num-seqs 4096``, 1 GiB of KV cache), so only the simulator's CPU
+  limits it, not the model it plays.
+* Every request has the game-day default shape: a 32-word prompt starting with a unique
+  nonce (no two prompts alike), ``max_tokens: 32``, chat completions, streamed or not.
+* Simulator capacity: ``wrk`` (C, one thread) with a Lua script that builds each body,
+  at several connection counts; the best sustained rate counts.
+* Locust capacity: one ``locust --headless`` process, ``FastHttpUser`` with no wait time,
+  with enough users to use its whole core, doing what the game-day user
+  (``gameday.load.locustfile``) does with each answer: read the stream event by event
+  (``readline``), parse every event's JSON, note the time to first token, and report TTFT
+  and token count with the request event, under a whole-request ``gevent.Timeout``.
+* Both rates are read the same way: from the simulator's own ``http_requests_total``
+  (2xx) over a steady window after a warm-up, while both processes' CPU time is sampled.
+* ``ratio`` = simulator rps / Locust rps. ``cpu ratio`` cross-checks it: Locust's CPU
+  seconds per request over the simulator's, during the Locust run.
+
+Under saturation the simulator sends a stream's tokens that accumulated while it was
+behind as one SSE chunk (as vLLM merges deltas for a lagging consumer) instead of slowing
+its simulated GPU; the streaming capacity includes that. At the Locust run's rate the
+simulator is not saturated and every token goes out in its own event.
+
+Run:  python benchmarks/sim_throughput.py [--window 6] [--warmup 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+PROMPT = (
+    "the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing "
+    "matches under pale yellow lanterns near old stone bridges the quick brown fox jumps over"
+)
+WRK_CONNECTIONS = (256, 512, 1024)
+LOCUST_USERS = 512
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local prompt = "%(prompt)s"
+local stream = "%(stream)s"
+request = function()
+  local body = '{"model":"%(model)s","messages":[{"role":"user","content":"'
+    .. string.format("%%012x", math.random(0, 2^40)) .. ' ' .. prompt
+    .. '"}],"max_tokens":32,"stream":' .. stream .. '}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+LOCUSTFILE = """
+import json, os, time, uuid
+import gevent
+from locust import FastHttpUser, task, constant
+
+PROMPT = %(prompt)r
+MODEL = %(model)r
+STREAM = os.environ["SIM_BENCH_STREAM"] == "1"
+
+
+class GameDayUser(FastHttpUser):
+    wait_time = constant(0)
+    max_retries = 0
+
+    @task
+    def chat(self):
+        body = {"model": MODEL, "max_tokens": 32, "stream": STREAM,
+                "messages": [{"role": "user", "content": uuid.uuid4().hex[:12] + " " + PROMPT}]}
+        url = self.host + "/v1/chat/completions"
+        started, start_time = time.perf_counter(), time.time()
+        ttft, tokens, error, response = None, 0, None, None
+        timer = gevent.Timeout(30)
+        timer.start()
+        try:
+            response = self.client.client.urlopen(
+                url, method="POST", payload=json.dumps(body),
+                headers={"Content-Type": "application/json"})
+            if STREAM:
+                lines = response._response
+                while True:
+                    line = lines.readline(b"\\n")
+                    if not line:
+                        raise RuntimeError("IncompleteStream")
+                    line = line.strip()
+                    if not line.startswith(b"data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        break
+                    choices = json.loads(data).get("choices") or []
+                    if choices and choices[0].get("delta", {}).get("content"):
+                        tokens += 1
+                        if ttft is None:
+                            ttft = (time.perf_counter() - started) * 1000
+                while lines.read(16384):
+                    pass
+            else:
+                tokens = json.loads(response.read())["usage"]["completion_tokens"]
+        except Exception as exc:
+            error = exc
+        finally:
+            timer.close()
+            if response is not None:
+                response.release()
+        self.environment.events.request.fire(
+            request_type="POST", name="/v1/chat/completions",
+            response_time=(time.perf_counter() - started) * 1000, response_length=0,
+            response=None, context={}, exception=error, start_time=start_time, url=url,
+            ttft_ms=ttft, output_tokens=tokens)
+"""
+
+
+@dataclass
+class Measure:
+    rps: float
+    sim_cpu: float
+    client_cpu: float
+    setting: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(cpu: int) -> dict[str, object]:
+    return {"preexec_fn": lambda: os.sched_setaffinity(0, {cpu})}
+
+
+def completed(base: str) -> int:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    pattern = r'^http_requests_total\{handler="/v1/chat/completions",.*status="2xx"\} (\S+)'
+    return sum(int(float(m)) for m in re.findall(pattern, text, re.M))
+
+
+def window(
+    base: str, sim: psutil.Process, client: psutil.Process, args: argparse.Namespace
+) -> Measure:
+    """Sample the rate and both processes' CPU over ``args.window`` seconds."""
+    time.sleep(args.warmup)
+    c0, s0, l0, t0 = completed(base), cpu(sim), cpu(client), time.monotonic()
+    time.sleep(args.window)
+    c1, s1, l1, t1 = completed(base), cpu(sim), cpu(client), time.monotonic()
+    elapsed = t1 - t0
+    return Measure((c1 - c0) / elapsed, (s1 - s0) / elapsed, (l1 - l0) / elapsed, "")
+
+
+def cpu(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return float(t.user + t.system)
+
+
+def wait_ready(base: str, deadline_s: float = 30.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the simulator did not become ready")
+
+
+def run_wrk(
+    base: str, sim: psutil.Process, script: Path, conns: int, args: argparse.Namespace
+) -> Measure:
+    duration = int(args.warmup + args.window + 2)
+    proc = subprocess.Popen(
+        ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--timeout", "30s", "-s", str(script),
+         f"{base}/v1/chat/completions"],
+        stdout=subprocess.DEVNULL, **pinned(1),
+    )  # fmt: skip
+    try:
+        m = window(base, sim, psutil.Process(proc.pid), args)
+    finally:
+        proc.wait()
+    m.setting = f"wrk -c{conns}"
+    return m
+
+
+def run_locust(
+    base: str, sim: psutil.Process, locustfile: Path, stream: bool, args: argparse.Namespace
+) -> Measure:
+    duration = int(args.warmup + args.window + 3)
+    env = {**os.environ, "SIM_BENCH_STREAM": "1" if stream else "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+         "-u", str(LOCUST_USERS), "-r", str(LOCUST_USERS), "-t", f"{duration}s",
+         "--host", base, "--only-summary", "--loglevel", "WARNING"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **pinned(1),
+    )  # fmt: skip
+    try:
+        m = window(base, sim, psutil.Process(proc.pid), args)
+    finally:
+        proc.wait()
+    m.setting = f"locust -u{LOCUST_USERS}"
+    return m
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--window", type=float, default=6.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
+    if len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("needs 2 CPUs: one for the simulator, one for the load generator")
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    model = "gameday-sim-tiny"
+    sim_proc = subprocess.Popen(
+        [sys.executable, "-m", "gameday.sim", "serve", "--port", str(port),
+         "--prefill-ms-per-token", "0", "--decode-ms-per-token", "1",
+         "--max-num-seqs", "4096", "--cpu-kv-cache-bytes", "1Gi"],
+        stderr=subprocess.DEVNULL, **pinned(0),
+    )  # fmt: skip
+    rows: list[tuple[str, Measure, Measure]] = []
+    try:
+        wait_ready(base)
+        sim = psutil.Process(sim_proc.pid)
+        with tempfile.TemporaryDirectory() as tmp:
+            locustfile = Path(tmp, "locustfile.py")
+            locustfile.write_text(LOCUSTFILE % {"prompt": PROMPT, "model": model})
+            for stream in (False, True):
+                script = Path(tmp, f"chat-{stream}.lua")
+                script.write_text(
+                    WRK_SCRIPT % {"prompt": PROMPT, "model": model, "stream": str(stream).lower()}
+                )
+                best = max(
+                    (run_wrk(base, sim, script, c, args) for c in WRK_CONNECTIONS),
+                    key=lambda m: m.rps,
+                )
+                rows.append(("streaming" if stream else "non-streaming", best,
+                             run_locust(base, sim, locustfile, stream, args)))  # fmt: skip
+    finally:
+        sim_proc.terminate()
+        sim_proc.wait(timeout=10)
+
+    print(
+        f"{'mode':<14} {'simulator rps':>14} {'(via)':<10} {'sim cpu':>8}  {'locust rps':>11} "
+        f"{'locust cpu':>11} {'sim cpu then':>13}  {'ratio':>6} {'cpu ratio':>10}"
+    )
+    worst = float("inf")
+    for mode, sim_m, loc in rows:
+        ratio = sim_m.rps / loc.rps if loc.rps else float("inf")
+        cpu_ratio = loc.client_cpu / loc.sim_cpu if loc.sim_cpu else float("inf")
+        worst = min(worst, ratio)
+        print(f"{mode:<14} {sim_m.rps:>14.0f} {sim_m.setting:<10} {sim_m.sim_cpu:>7.0%}  "
+              f"{loc.rps:>11.0f} {loc.client_cpu:>10.0%} {loc.sim_cpu:>12.0%}  "
+              f"{ratio:>6.2f} {cpu_ratio:>10.2f}")  # fmt: skip
+    print(f"\nlowest ratio: {worst:.2f} (goal: >= 3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Interrupting a run in the middle of a fault: SIGINT restores; kill -9 + `gameday cleanup` too."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gameday.targets.local.processes import find_processes, port_is_free
+from tests.e2e.conftest import REPO, SCENARIOS
+
+pytestmark = pytest.mark.e2e
+
+
+def start_run(report_dir: Path, state_dir: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GAMEDAY_STATE_DIR": str(state_dir)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "gameday", "run", str(SCENARIOS / "port-conflict.yaml"), "--report-dir", str(report_dir)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def journal_records(report_dir: Path) -> list[dict[str, Any]]:
+    journals = list(report_dir.glob("*/journal.jsonl"))
+    if not journals:
+        return []
+    records = []
+    for line in journals[0].read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass  # the line being written right now
+    return records
+
+
+def wait_for_fault(report_dir: Path, harness: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    """Follow the journal (the run's own record of what it did) until the fault is applied."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert harness.poll() is None, harness.communicate()
+        for record in journal_records(report_dir):
+            if record.get("event") == "FaultApplied":
+                return record
+        time.sleep(0.2)  # polling a file another process appends to
+    raise AssertionError("the fault was never applied")
+
+
+def run_id_of(report_dir: Path) -> str:
+    (run_dir,) = [p for p in report_dir.iterdir() if p.is_dir()]
+    return run_dir.name
+
+
+def holder_alive(record: dict[str, Any]) -> bool:
+    pid = int(dict(record["details"])["holder pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigint_in_the_middle_of_a_fault_restores_everything(tmp_path: Path) -> None:
+    harness = start_run(tmp_path / "reports", tmp_path / "state")
+    applied = wait_for_fault(tmp_path / "reports", harness)
+    port = int(dict(applied["details"])["port"])
+    assert holder_alive(applied) and not port_is_free(port)
+    harness.send_signal(signal.SIGINT)
+    _, stderr = harness.communicate(timeout=120)
+    assert harness.returncode == 4, stderr[-3000:]
+    records = journal_records(tmp_path / "reports")
+    events = [r.get("event") for r in records]
+    assert "FaultReverted" in events
+    notes = [r["message"] for r in records if r.get("event") == "Note"]
+    assert any(n.startswith("restored: the server is serving again") for n in notes), notes
+    assert port_is_free(port)
+    assert not holder_alive(applied)
+    assert find_processes(run_id_of(tmp_path / "reports") + ".", prefix=True) == []
+    report = json.loads(next((tmp_path / "reports").glob("*/report.json")).read_text())
+    assert report["outcome"] == "aborted"
+    assert not list((tmp_path / "state" / "active").glob("*.json"))
+
+
+def test_kill_9_then_cleanup_restores_everything(tmp_path: Path) -> None:
+    harness = start_run(tmp_path / "reports", tmp_path / "state")
+    applied = wait_for_fault(tmp_path / "reports", harness)
+    port = int(dict(applied["details"])["port"])
+    harness.kill()
+    harness.communicate(timeout=30)
+    run_id = run_id_of(tmp_path / "reports")
+    # the run is gone, but what it started is still there
+    assert holder_alive(applied) and not port_is_free(port)
+    assert find_processes(run_id + ".", prefix=True)
+
+    env = {**os.environ, "GAMEDAY_STATE_DIR": str(tmp_path / "state")}
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "gameday", "cleanup"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert f"run {run_id}" in cleanup.stdout
+    assert port_is_free(port)
+    assert not holder_alive(applied)
+    assert find_processes(run_id + ".", prefix=True) == []
+    assert not list(Path("/sys/fs/cgroup").glob(f"**/gameday-{run_id}-*"))
+    assert not list(Path("/tmp").glob(f"gameday-{run_id}-*"))
+    again = subprocess.run(
+        [sys.executable, "-m", "gameday", "cleanup"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert again.returncode == 0 and "nothing to clean up" in again.stdout

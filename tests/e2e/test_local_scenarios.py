@@ -1,0 +1,54 @@
+"""The bundled local scenarios, for real: simulator, Prometheus, Alertmanager, Locust."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import SCENARIOS, gameday
+
+
+def alert_story(report: dict[str, Any], alert: str) -> list[tuple[str, str]]:
+    scenario = report["scenarios"][0]
+    return [(a["source"], a["state"]) for a in scenario["alerts"] if a["alert"] == alert]
+
+
+def assert_fired_and_resolved(report: dict[str, Any], alert: str) -> None:
+    story = alert_story(report, alert)
+    assert ("prometheus", "firing") in story, story
+    assert ("alertmanager", "active") in story, story
+    firing = story.index(("prometheus", "firing"))
+    assert ("prometheus", "inactive") in story[firing:], f"{alert} never resolved: {story}"
+    active = story.index(("alertmanager", "active"))
+    assert ("alertmanager", "resolved") in story[active:], f"{alert} never resolved at Alertmanager: {story}"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("scenario", "alerts"),
+    [
+        ("port-conflict", ["InferenceTargetDown"]),
+        ("process-kill", ["InferenceServerRestarting", "InferenceTargetDown"]),
+        ("oom-kill", ["InferenceServerOOMKilled", "InferenceTargetDown"]),
+    ],
+)
+def test_bundled_scenario_passes(scenario: str, alerts: list[str], tmp_path: Path) -> None:
+    run = gameday("run", str(SCENARIOS / f"{scenario}.yaml"), report_dir=tmp_path)
+    assert run.code == 0, run.stderr[-4000:]
+    report = run.report
+    assert report["outcome"] == "passed"
+    (result,) = report["scenarios"]
+    assert result["outcome"] == "passed", result["reason"]
+    assert result["time_to_detect_s"] is not None and result["time_to_detect_s"] > 0
+    assert result["time_to_recover_s"] is not None
+    assert all(e["outcome"] == "passed" for e in result["expectations"])
+    for alert in alerts:
+        assert_fired_and_resolved(report, alert)
+    fault = result["faults"][0]
+    assert fault["applied_at"] is not None
+    assert not fault["errors"]
+    for name in ("journal.jsonl", "report.json", "junit.xml", "summary.md", "report.html"):
+        assert (run.run_dir / name).is_file()  # type: ignore[operator]
+    assert run.stdout.strip().endswith("report.html")

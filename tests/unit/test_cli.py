@@ -1,0 +1,85 @@
+"""The command line: bad input exits 2 with one precise line per problem and touches nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = (REPO / "scenarios" / "local" / "port-conflict.yaml").read_text()
+
+
+def gameday(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gameday", *args], capture_output=True, text=True, cwd=cwd, timeout=60, check=False, env=os.environ
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("users: 8,", "userz: 8,"), ":17:30: load.userz: unknown field 'userz' (did you mean 'users'?)"),
+        (("at: 2s, duration: 25s", "at: 2x, duration: 25s"), ":22:48: faults[0].at: invalid duration '2x'"),
+        (("load: {profile", "load: {{profile"), "invalid YAML"),
+    ],
+)
+def test_invalid_file_exits_2_with_one_line_and_starts_nothing(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace(*change))
+    for command in (["run", str(bad), "--report-dir", str(tmp_path / "reports")], ["validate", str(bad)]):
+        result = gameday(*command, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"error: {bad}:") and expected in lines[0], lines[0]
+        assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "reports").exists()
+
+
+def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    result = gameday("run", "nope.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no such file or directory: nope.yaml" in result.stderr
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:
+    result = gameday("run", str(REPO / "scenarios" / "local" / "port-conflict.yaml"), "--dry-run", "--report-dir", str(tmp_path / "r"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "nothing will be started or changed" in result.stdout
+    assert "fault hold-port (port-conflict)" in result.stdout
+    assert not (tmp_path / "r").exists()
+
+
+def test_validate_bundled(tmp_path: Path) -> None:
+    result = gameday("validate", str(REPO / "scenarios"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "port-conflict.yaml: ok" in result.stdout
+
+
+def test_schema_is_json_schema_and_committed_copy_is_fresh(tmp_path: Path) -> None:
+    result = gameday("schema", cwd=tmp_path)
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert "apiVersion" in schema["properties"]
+    committed = json.loads((REPO / "schema" / "scenario.schema.json").read_text())
+    assert committed == schema, "schema/scenario.schema.json is stale: run `make schema`"
+
+
+def test_list_shows_faults_and_kinds(tmp_path: Path) -> None:
+    result = gameday("list", "--scenario-dir", str(REPO / "scenarios"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for word in ("port-conflict", "process-kill", "oom-kill", "alert", "load", "http", "process", "local", "NETWORK001"):
+        assert word in result.stdout
+    assert gameday("list", "nonsense", cwd=tmp_path).returncode == 2
+
+
+def test_cleanup_with_nothing_to_do(tmp_path: Path) -> None:
+    result = gameday("cleanup", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "nothing to clean up" in result.stdout

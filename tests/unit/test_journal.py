@@ -1,0 +1,120 @@
+"""The undo journal: written before each change, replayed by cleanup after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gameday.engine.changes import ChangeSet
+from gameday.engine.journal import Journal, active_runs, outstanding_undos, read_events, revert_outstanding
+from gameday.engine.events import FaultApplied, Note
+from gameday.engine.undo import RestoreFile
+from gameday.targets.local.processes import find_processes, spawn
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text()
+    return state[state.rindex(")") + 2] != "Z"
+
+
+def test_undo_record_is_on_disk_before_the_change(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.jsonl", "run-1")
+    changes = ChangeSet(journal, "s", "fault/x")
+    original = tmp_path / "weights.bin"
+    original.write_text("w")
+    saved = tmp_path / "weights.bin.gameday-saved"
+    changes.record(RestoreFile(original=str(original), saved_at=str(saved)))
+    # the record is readable by another process right away (fsynced), before the move
+    lines = (tmp_path / "journal.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["action"]["kind"] == "restore-file"
+    os.replace(original, saved)
+    assert [u.action.describe() for u in outstanding_undos(journal.path)] == [
+        f"move {saved} back to {original}"
+    ]
+    changes.revert_all()
+    assert original.read_text() == "w" and not saved.exists()
+    assert outstanding_undos(journal.path) == []
+
+
+def test_cleanup_after_a_crash_kills_processes_and_restores_files(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.jsonl", "run-2")
+    changes = ChangeSet(journal, "s", "target/local")
+    # a process that starts a child of its own: both must go
+    spawned = spawn(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, time; c = subprocess.Popen(['sleep', '300']); "
+            "print(c.pid, flush=True); time.sleep(300)",
+        ],
+        name="stray",
+        changes=changes,
+        stderr=subprocess.DEVNULL,
+    )
+    original = tmp_path / "model"
+    original.mkdir()
+    (original / "config.json").write_text("{}")
+    saved = tmp_path / "model.saved"
+    changes.record(RestoreFile(original=str(original), saved_at=str(saved)))
+    os.replace(original, saved)
+    assert spawned.popen.stdout is not None
+    child = int(spawned.popen.stdout.readline())  # printed once the grandchild exists
+    # a just-forked process shows an empty /proc/PID/environ until its exec completes
+    deadline = time.monotonic() + 5
+    while sorted(family := find_processes(spawned.token)) != sorted([spawned.pid, child]):
+        assert time.monotonic() < deadline, family
+        time.sleep(0.01)
+    # the harness "dies" here: nothing is reverted in memory; only the journal is left
+    journal.close()
+
+    outcomes = revert_outstanding(tmp_path / "journal.jsonl", "run-2")
+    assert all(o.ok for o in outcomes), [o.message for o in outcomes]
+    assert [o.undo.action.kind for o in outcomes] == ["restore-file", "kill-processes"]
+    spawned.popen.wait(5)
+    assert not any(_alive(pid) for pid in family)
+    assert (original / "config.json").exists()
+    assert outstanding_undos(tmp_path / "journal.jsonl") == []
+
+
+def test_events_round_trip_through_the_journal(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.jsonl", "run-3")
+    applied = FaultApplied(
+        scenario="s", fault="f", fault_type="port-conflict", description="d", started=1.0, offset=2.0, details=(("port", "1"),)
+    )
+    journal.record_event(applied)
+    journal.record_event(Note(scenario="s", level="info", message="hello"))
+    journal.close()
+    with (tmp_path / "j.jsonl").open("a") as handle:
+        handle.write('{"record": "event", "event": "Note", "sce')  # a line cut by a kill -9
+    events = read_events(tmp_path / "j.jsonl")
+    assert events[0] == applied
+    assert isinstance(events[1], Note) and events[1].message == "hello"
+    assert len(events) == 2
+
+
+def test_active_run_registration(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.jsonl", "run-4")
+    journal.register_active()
+    (run,) = active_runs()
+    assert run.run_id == "run-4" and run.harness_alive
+    journal.unregister_active()
+    assert active_runs() == []
+
+
+def test_a_dead_harness_is_recognised(tmp_path: Path) -> None:
+    # register from a child process that then exits, as a killed harness would
+    code = (
+        "from pathlib import Path; from gameday.engine.journal import Journal; "
+        f"Journal(Path({str(tmp_path / 'j.jsonl')!r}), 'run-5').register_active()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ)
+    (run,) = active_runs()
+    assert run.run_id == "run-5" and not run.harness_alive
