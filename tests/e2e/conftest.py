@@ -16,6 +16,8 @@ from tests.conftest import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios" / "local"
+# scenario files used as test inputs (some meant to fail), not as tests of their own
+collect_ignore_glob = ["scenarios/*"]
 
 
 @dataclass

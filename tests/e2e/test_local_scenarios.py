@@ -35,7 +35,7 @@ def assert_fired_and_resolved(report: dict[str, Any], alert: str) -> None:
     ],
 )
 def test_bundled_scenario_passes(scenario: str, alerts: list[str], tmp_path: Path) -> None:
-    run = gameday("run", str(SCENARIOS / f"{scenario}.yaml"), report_dir=tmp_path)
+    run = gameday("run", str(SCENARIOS / f"{scenario}.yaml"), report_dir=tmp_path / "reports")
     assert run.code == 0, run.stderr[-4000:]
     report = run.report
     assert report["outcome"] == "passed"

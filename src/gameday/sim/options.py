@@ -100,5 +100,7 @@ class SimOptions:
         for f in fields(self):
             value = getattr(self, f.name)
             if value != getattr(defaults, f.name):
-                out[f.name] = str(value) if isinstance(value, Path | Upstream) else value
+                if isinstance(value, Upstream):
+                    value = value.url
+                out[f.name] = str(value) if isinstance(value, Path) else value
         return out

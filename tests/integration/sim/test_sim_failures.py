@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gameday.sim.model import write_model_dir
-from tests.integration.sim.conftest import StartSim, free_port
+from tests.integration.sim.support import StartSim, free_port
 
 pytestmark = pytest.mark.integration
 

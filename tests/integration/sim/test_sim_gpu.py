@@ -8,7 +8,7 @@ import pytest
 
 from gameday.sim.cuda import CudaDevice
 from gameday.sim.memory import nvml_memory
-from tests.integration.sim.conftest import StartSim
+from tests.integration.sim.support import StartSim
 
 pytestmark = [
     pytest.mark.integration,

@@ -8,7 +8,7 @@ import threading
 import httpx
 import pytest
 
-from tests.integration.sim.conftest import StartSim, wait_until
+from tests.integration.sim.support import StartSim, wait_until
 
 pytestmark = pytest.mark.integration
 

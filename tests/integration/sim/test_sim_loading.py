@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from gameday.sim.model import write_model_dir
-from tests.integration.sim.conftest import StartSim, wait_until
+from tests.integration.sim.support import StartSim, wait_until
 
 pytestmark = pytest.mark.integration
 

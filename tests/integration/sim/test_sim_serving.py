@@ -8,7 +8,7 @@ import signal
 import httpx
 import pytest
 
-from tests.integration.sim.conftest import Sim, StartSim
+from tests.integration.sim.support import Sim, StartSim
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.sim.conftest import StartSim, wait_until
+from tests.integration.sim.support import StartSim, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
