@@ -94,7 +94,10 @@ def run(
         bool, typer.Option("--verbose", "-v", help="Show every load sample and note.")
     ] = False,
 ) -> None:
-    """Run scenarios for real and write reports (journal.jsonl, report.json, junit.xml, summary.md, report.html)."""
+    """Run scenarios for real and write their reports.
+
+    Reports go to DIR/<run-id>/: journal.jsonl, report.json, junit.xml, summary.md,
+    report.html."""
     from gameday.engine.runner import GameDay, RunOptions
     from gameday.plugins import catalog
     from gameday.reports import ReportBuilder, write_reports
@@ -171,7 +174,8 @@ def list_(
     sections = ("faults", "expectations", "targets", "scenarios")
     if what is not None and what not in sections:
         err.print(
-            f"[bold red]error:[/bold red] unknown list {what!r}; choose one of {', '.join(sections)}"
+            f"[bold red]error:[/bold red] unknown list {what!r}; "
+            f"choose one of {', '.join(sections)}"
         )
         raise typer.Exit(ExitCode.INVALID)
     chosen = [what] if what else list(sections)
@@ -240,8 +244,10 @@ def cleanup(
         bool, typer.Option("--dry-run", help="Show what would be reverted.")
     ] = False,
 ) -> None:
-    """Revert what a killed run left behind (processes it started, ports it held, files it moved,
-    limits it lowered), from its journal. Without --journal, every registered run whose harness died."""
+    """Revert what a killed run left behind, from its journal.
+
+    Processes it started, ports it held, files it moved, limits it lowered. Without
+    --journal: every registered run whose harness died."""
     from gameday.engine.journal import active_runs, outstanding_undos, revert_outstanding
     from gameday.plugins import load_builtins
 
@@ -294,7 +300,9 @@ def report(
         typer.Option("--output", "-o", help="Folder for the reports; default: the journal's."),
     ] = None,
 ) -> None:
-    """Rebuild a run's reports (report.json, junit.xml, summary.md, report.html) from its journal."""
+    """Rebuild a run's reports from its journal.
+
+    Writes report.json, junit.xml, summary.md and report.html."""
     from gameday.engine.journal import read_events
     from gameday.reports import build_report, write_reports
 

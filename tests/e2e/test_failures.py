@@ -14,7 +14,9 @@ HERE = Path(__file__).parent
 
 
 def test_alert_that_never_fires_fails_with_evidence(tmp_path: Path) -> None:
-    run = gameday("run", str(HERE / "scenarios" / "never-fires.yaml"), report_dir=tmp_path / "reports")
+    run = gameday(
+        "run", str(HERE / "scenarios" / "never-fires.yaml"), report_dir=tmp_path / "reports"
+    )
     assert run.code == 1, run.stderr[-3000:]
     report = run.report
     assert report["outcome"] == "failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,7 +24,15 @@ pytestmark = pytest.mark.e2e
 def start_run(report_dir: Path, state_dir: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GAMEDAY_STATE_DIR": str(state_dir)}
     return subprocess.Popen(
-        [sys.executable, "-m", "gameday", "run", str(SCENARIOS / "port-conflict.yaml"), "--report-dir", str(report_dir)],
+        [
+            sys.executable,
+            "-m",
+            "gameday",
+            "run",
+            str(SCENARIOS / "port-conflict.yaml"),
+            "--report-dir",
+            str(report_dir),
+        ],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -38,14 +47,14 @@ def journal_records(report_dir: Path) -> list[dict[str, Any]]:
         return []
     records = []
     for line in journals[0].read_text().splitlines():
-        try:
+        with contextlib.suppress(json.JSONDecodeError):  # the line being written right now
             records.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass  # the line being written right now
     return records
 
 
-def wait_for_fault(report_dir: Path, harness: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+def wait_for_fault(
+    report_dir: Path, harness: subprocess.Popen[str], timeout: float = 120
+) -> dict[str, Any]:
     """Follow the journal (the run's own record of what it did) until the fault is applied."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,7 +114,13 @@ def test_kill_9_then_cleanup_restores_everything(tmp_path: Path) -> None:
 
     env = {**os.environ, "GAMEDAY_STATE_DIR": str(tmp_path / "state")}
     cleanup = subprocess.run(
-        [sys.executable, "-m", "gameday", "cleanup"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "gameday", "cleanup"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert f"run {run_id}" in cleanup.stdout
@@ -115,6 +130,12 @@ def test_kill_9_then_cleanup_restores_everything(tmp_path: Path) -> None:
     assert not MemoryCgroup.path_for(f"gameday-{run_id}-port-conflict").exists()
     assert not list(Path("/tmp").glob(f"gameday-{run_id}-*"))
     again = subprocess.run(
-        [sys.executable, "-m", "gameday", "cleanup"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "gameday", "cleanup"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert again.returncode == 0 and "nothing to clean up" in again.stdout

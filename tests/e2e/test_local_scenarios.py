@@ -22,7 +22,9 @@ def assert_fired_and_resolved(report: dict[str, Any], alert: str) -> None:
     firing = story.index(("prometheus", "firing"))
     assert ("prometheus", "inactive") in story[firing:], f"{alert} never resolved: {story}"
     active = story.index(("alertmanager", "active"))
-    assert ("alertmanager", "resolved") in story[active:], f"{alert} never resolved at Alertmanager: {story}"
+    assert ("alertmanager", "resolved") in story[active:], (
+        f"{alert} never resolved at Alertmanager: {story}"
+    )
 
 
 @pytest.mark.e2e

@@ -64,7 +64,11 @@ def test_crash_loop_backs_off_exponentially_and_stops_cleanly(ctx: TargetContext
     changes = ChangeSet(ctx.journal, "s", "target/local")
     supervisor = Supervisor(
         "server",
-        [sys.executable, "-c", "import sys; print('[Errno 98] Address already in use', file=sys.stderr); sys.exit(1)"],
+        [
+            sys.executable,
+            "-c",
+            "import sys; print('[Errno 98] Address already in use', file=sys.stderr); sys.exit(1)",
+        ],
         ctx=ctx,
         changes=changes,
         restart="always",
@@ -110,7 +114,9 @@ def test_planned_restart_runs_the_hook_between_stop_and_start(ctx: TargetContext
     assert find_processes(token) == []
 
 
-@pytest.mark.skipif(memory_cgroup_support() is not None and not IN_CI, reason=str(memory_cgroup_support()))
+@pytest.mark.skipif(
+    memory_cgroup_support() is not None and not IN_CI, reason=str(memory_cgroup_support())
+)
 def test_kernel_oom_kill_is_reported_as_oomkilled(ctx: TargetContext) -> None:
     assert memory_cgroup_support() is None, memory_cgroup_support()
     recorder = Recorder(ctx.bus)

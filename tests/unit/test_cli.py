@@ -16,22 +16,39 @@ GOOD = (REPO / "scenarios" / "local" / "port-conflict.yaml").read_text()
 
 def gameday(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gameday", *args], capture_output=True, text=True, cwd=cwd, timeout=60, check=False, env=os.environ
+        [sys.executable, "-m", "gameday", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+        env=os.environ,
     )
 
 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("users: 8,", "userz: 8,"), ":17:30: load.userz: unknown field 'userz' (did you mean 'users'?)"),
-        (("at: 2s, duration: 25s", "at: 2x, duration: 25s"), ":22:48: faults[0].at: invalid duration '2x'"),
+        (
+            ("users: 8,", "userz: 8,"),
+            ":17:30: load.userz: unknown field 'userz' (did you mean 'users'?)",
+        ),
+        (
+            ("at: 2s, duration: 25s", "at: 2x, duration: 25s"),
+            ":22:48: faults[0].at: invalid duration '2x'",
+        ),
         (("load: {profile", "load: {{profile"), "invalid YAML"),
     ],
 )
-def test_invalid_file_exits_2_with_one_line_and_starts_nothing(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+def test_invalid_file_exits_2_with_one_line_and_starts_nothing(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace(*change))
-    for command in (["run", str(bad), "--report-dir", str(tmp_path / "reports")], ["validate", str(bad)]):
+    for command in (
+        ["run", str(bad), "--report-dir", str(tmp_path / "reports")],
+        ["validate", str(bad)],
+    ):
         result = gameday(*command, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
@@ -48,7 +65,14 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:
-    result = gameday("run", str(REPO / "scenarios" / "local" / "port-conflict.yaml"), "--dry-run", "--report-dir", str(tmp_path / "r"), cwd=tmp_path)
+    result = gameday(
+        "run",
+        str(REPO / "scenarios" / "local" / "port-conflict.yaml"),
+        "--dry-run",
+        "--report-dir",
+        str(tmp_path / "r"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "nothing will be started or changed" in result.stdout
     assert "fault hold-port (port-conflict)" in result.stdout
@@ -74,7 +98,17 @@ def test_schema_is_json_schema_and_committed_copy_is_fresh(tmp_path: Path) -> No
 def test_list_shows_faults_and_kinds(tmp_path: Path) -> None:
     result = gameday("list", "--scenario-dir", str(REPO / "scenarios"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for word in ("port-conflict", "process-kill", "oom-kill", "alert", "load", "http", "process", "local", "NETWORK001"):
+    for word in (
+        "port-conflict",
+        "process-kill",
+        "oom-kill",
+        "alert",
+        "load",
+        "http",
+        "process",
+        "local",
+        "NETWORK001",
+    ):
         assert word in result.stdout
     assert gameday("list", "nonsense", cwd=tmp_path).returncode == 2
 

@@ -10,8 +10,14 @@ import time
 from pathlib import Path
 
 from gameday.engine.changes import ChangeSet
-from gameday.engine.journal import Journal, active_runs, outstanding_undos, read_events, revert_outstanding
 from gameday.engine.events import FaultApplied, Note
+from gameday.engine.journal import (
+    Journal,
+    active_runs,
+    outstanding_undos,
+    read_events,
+    revert_outstanding,
+)
 from gameday.engine.undo import RestoreFile
 from gameday.targets.local.processes import find_processes, spawn
 
@@ -87,7 +93,13 @@ def test_cleanup_after_a_crash_kills_processes_and_restores_files(tmp_path: Path
 def test_events_round_trip_through_the_journal(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.jsonl", "run-3")
     applied = FaultApplied(
-        scenario="s", fault="f", fault_type="port-conflict", description="d", started=1.0, offset=2.0, details=(("port", "1"),)
+        scenario="s",
+        fault="f",
+        fault_type="port-conflict",
+        description="d",
+        started=1.0,
+        offset=2.0,
+        details=(("port", "1"),),
     )
     journal.record_event(applied)
     journal.record_event(Note(scenario="s", level="info", message="hello"))

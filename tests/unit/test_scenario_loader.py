@@ -68,7 +68,12 @@ def test_unknown_fault_type_lists_the_known_ones() -> None:
 
 
 def test_unknown_expectation_kind_suggests() -> None:
-    (line,) = problems(GOOD.replace("  - alert: {name: InferenceTargetDown, state: firing", "  - alrt: {name: InferenceTargetDown, state: firing"))
+    (line,) = problems(
+        GOOD.replace(
+            "  - alert: {name: InferenceTargetDown, state: firing",
+            "  - alrt: {name: InferenceTargetDown, state: firing",
+        )
+    )
     assert line.startswith("s.yaml:15:5: expect[0]: unknown expectation kind 'alrt'")
     assert line.endswith("did you mean 'alert'?")
 
@@ -85,7 +90,9 @@ def test_broken_yaml_has_a_position() -> None:
 
 
 def test_duplicate_keys_are_refused() -> None:
-    (line,) = problems(GOOD.replace("  runbook: NETWORK001\n", "  runbook: NETWORK001\n  runbook: NETWORK002\n"))
+    (line,) = problems(
+        GOOD.replace("  runbook: NETWORK001\n", "  runbook: NETWORK001\n  runbook: NETWORK002\n")
+    )
     assert "invalid YAML" in line and "duplicate" in line
 
 

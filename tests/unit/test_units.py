@@ -5,7 +5,15 @@ from gameday.scenario.units import format_bytes, format_duration, parse_bytes, p
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("15s", 15), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), (3, 3.0), ("1.5s", 1.5), ("1h1m1s", 3661)],
+    [
+        ("15s", 15),
+        ("1m30s", 90),
+        ("500ms", 0.5),
+        ("2h", 7200),
+        (3, 3.0),
+        ("1.5s", 1.5),
+        ("1h1m1s", 3661),
+    ],
 )
 def test_parse_duration(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
@@ -17,13 +25,17 @@ def test_parse_duration_rejects(bad: object) -> None:
         parse_duration(bad)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(90, "1m30s"), (0.5, "500ms"), (3600, "1h"), (0, "0s"), (2.5, "2.5s")])
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(90, "1m30s"), (0.5, "500ms"), (3600, "1h"), (0, "0s"), (2.5, "2.5s")]
+)
 def test_format_duration_round_trips(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize(("text", "count"), [("512Mi", 512 * 2**20), ("2Gi", 2 * 2**30), ("1G", 10**9), (42, 42)])
+@pytest.mark.parametrize(
+    ("text", "count"), [("512Mi", 512 * 2**20), ("2Gi", 2 * 2**30), ("1G", 10**9), (42, 42)]
+)
 def test_parse_bytes(text: object, count: int) -> None:
     assert parse_bytes(text) == count
 

@@ -55,6 +55,7 @@ class HttpExpectation(Expectation[HttpParams]):
         return response.status_code, response.text[:2000]
 
     def check(self, observed: Observations, since: float) -> Verdict:
+        url = self.ctx.expand(self.params.url)
         if time.monotonic() - self._last_probe < PROBE_INTERVAL:
             return Verdict.pending()
         self._last_probe = time.monotonic()
@@ -67,7 +68,7 @@ class HttpExpectation(Expectation[HttpParams]):
         if status in self.params.statuses() and body_ok:
             return Verdict.held(
                 at,
-                f"{clock(at, since)} {self.params.method} {self.ctx.expand(self.params.url)} -> {outcome}",
+                f"{clock(at, since)} {self.params.method} {url} -> {outcome}",
             )
         return Verdict.pending()
 

@@ -102,12 +102,13 @@ class LoadExpectation(Expectation[LoadParams]):
         return True
 
     def check(self, observed: Observations, since: float) -> Verdict:
+        names = list(self.params.bounds())
         for window in self._windows(observed, since):
             if self._holds(window):
                 end = window.samples[-1].t
                 return Verdict.held(
                     end,
-                    f"window ending {clock(end, since)}: {window.summary(list(self.params.bounds()))}",
+                    f"window ending {clock(end, since)}: {window.summary(names)}",
                 )
         return Verdict.pending()
 
@@ -116,7 +117,8 @@ class LoadExpectation(Expectation[LoadParams]):
         if not windows:
             seen = len(observed.load_since(since))
             return [
-                f"only {seen} second(s) of load samples; a {self.params.window:g}s window needs more"
+                f"only {seen} second(s) of load samples; "
+                f"a {self.params.window:g}s window needs more"
             ]
         names = list(self.params.bounds())
 

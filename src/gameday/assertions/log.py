@@ -44,10 +44,12 @@ class LogExpectation(Expectation[LogParams]):
         return Verdict.pending()
 
     def explain(self, observed: Observations, since: float) -> list[str]:
-        lines = [l for l in observed.logs if l.ts >= since and l.source == self.params.source]
+        lines = [
+            line for line in observed.logs if line.ts >= since and line.source == self.params.source
+        ]
         if not lines:
             return [f"{self.params.source} logged nothing since the phase began"]
         return [
             f"no line of {len(lines)} matched; the last ones:",
-            *(f"{clock(l.ts, since)} {l.line}" for l in lines[-5:]),
+            *(f"{clock(line.ts, since)} {line.line}" for line in lines[-5:]),
         ]

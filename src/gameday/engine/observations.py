@@ -66,7 +66,9 @@ class Observations:
     # -- alerts --------------------------------------------------------------------
 
     def alert_intervals(self, source: str, alert: str) -> list[AlertInterval]:
-        """The alert's states at ``source`` as back-to-back intervals (inactive before the first)."""
+        """The alert's states at ``source`` as back-to-back intervals.
+
+        Before its first change an alert is inactive (resolved, at Alertmanager)."""
         changes = self.alert_changes.get((source, alert), [])
         intervals: list[AlertInterval] = []
         start, state = 0.0, "inactive" if source == "prometheus" else "resolved"

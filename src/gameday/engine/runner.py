@@ -210,7 +210,8 @@ class ScenarioRun:
                 self._resolve(item, "passed", since, verdict.at, verdict.evidence)
             elif verdict.met and verdict.at is not None:
                 evidence = (
-                    f"held only at +{verdict.at - since:.1f}s, after its {item.deadline:g}s deadline",
+                    f"held only at +{verdict.at - since:.1f}s, "
+                    f"after its {item.deadline:g}s deadline",
                     *verdict.evidence,
                 )
                 self._resolve(item, "failed", since, None, evidence)
@@ -476,7 +477,9 @@ class ScenarioRun:
         try:
             self.note(f"restored: {self.target.check_serving(RESTORE_CHECK_TIMEOUT)}")
         except GamedayError as error:
-            self.note(f"faults reverted, but the system is not serving yet: {error}", level="warning")
+            self.note(
+                f"faults reverted, but the system is not serving yet: {error}", level="warning"
+            )
 
     def _teardown(self) -> None:
         steps: list[tuple[str, Callable[[], object]]] = [

@@ -61,7 +61,8 @@ class ConsoleView:
         elif isinstance(event, FaultApplied):
             self._line(
                 event,
-                f"[bold yellow]fault applied[/bold yellow] {event.fault} ({event.fault_type}): {event.description}",
+                f"[bold yellow]fault applied[/bold yellow] {event.fault} ({event.fault_type}): "
+                f"{event.description}",
             )
         elif isinstance(event, FaultReverted):
             self._line(event, f"[yellow]fault reverted[/yellow] {event.fault}")
@@ -95,7 +96,8 @@ class ConsoleView:
                 p95 = f"{event.p95_ms:.0f}ms" if event.p95_ms is not None else "n/a"
                 self._line(
                     event,
-                    f"[dim]load {event.users} users {event.rps:.1f} req/s errors {event.error_ratio:.0%} p95 {p95}[/dim]",
+                    f"[dim]load {event.users} users {event.rps:.1f} req/s "
+                    f"errors {event.error_ratio:.0%} p95 {p95}[/dim]",
                 )
         elif isinstance(event, Note):
             if event.level in ("warning", "error"):
@@ -108,8 +110,8 @@ class ConsoleView:
             ttr = f"{event.time_to_recover:.1f}s" if event.time_to_recover is not None else "—"
             self._line(
                 event,
-                f"[bold {style}]{event.outcome.upper()}[/bold {style}] {event.scenario}: {event.reason} "
-                f"(detect {ttd}, recover {ttr})",
+                f"[bold {style}]{event.outcome.upper()}[/bold {style}] {event.scenario}: "
+                f"{event.reason} (detect {ttd}, recover {ttr})",
             )
         elif isinstance(event, RunFinished):
             style = _STYLE.get(event.outcome, "")

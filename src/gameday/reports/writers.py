@@ -58,7 +58,9 @@ def junit_xml(report: RunReport) -> str:
                 failure = ET.SubElement(
                     case,
                     "failure",
-                    message=f"{expectation.description}: not met within {expectation.deadline_s:g}s",
+                    message=(
+                        f"{expectation.description}: not met within {expectation.deadline_s:g}s"
+                    ),
                     type="ExpectationFailed",
                 )
                 failure.text = evidence

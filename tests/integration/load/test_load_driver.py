@@ -73,7 +73,18 @@ def test_streaming_chat_samples_every_second(simulator: Simulator, samples: Samp
         assert tokens_per_request(sample) == pytest.approx(8, abs=0.5)
         assert sample.errors == ()
     assert "locust" not in sys.modules
-    assert "gevent" not in sys.modules
+
+
+def test_driver_module_pulls_in_neither_locust_nor_gevent() -> None:
+    # checked in a fresh interpreter: this test process may have imported gevent for
+    # the unit tests of the failure names
+    code = (
+        "import sys, gameday.load, gameday.load.driver, gameday.load.protocol, "
+        "gameday.load.window; print(sorted(m for m in ('locust', 'gevent', "
+        "'geventhttpclient') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, text=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_non_streaming_completions(simulator: Simulator, samples: SampleLog) -> None:

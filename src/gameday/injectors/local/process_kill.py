@@ -48,7 +48,9 @@ class ProcessKill(Injector[ProcessKillSpec, LocalTarget]):
         killed: list[int] = []
         for round_ in range(self.spec.count):
             if round_ > 0:
-                supervisor.wait_running(self.spec.restart_timeout, self.ctx.stop, not_pid=killed[-1])
+                supervisor.wait_running(
+                    self.spec.restart_timeout, self.ctx.stop, not_pid=killed[-1]
+                )
                 if self.spec.interval:
                     self.ctx.stop.wait(self.spec.interval)
             if supervisor.pid is None:

@@ -172,9 +172,10 @@ class Supervisor:
             while time.monotonic() < deadline:
                 if self.ctx.stop.is_set() and not ignore_stop:
                     raise Aborted("signal")
-                if self.restart_policy == "never" and self._current is not None:
-                    if self._current.popen.poll() is not None:
-                        raise ComponentUnreachable(self._died_message())
+                current = self._current
+                gone = current is not None and current.popen.poll() is not None
+                if self.restart_policy == "never" and gone:
+                    raise ComponentUnreachable(self._died_message())
                 try:
                     response = client.get(self.health_url)
                     if response.status_code == 200:

@@ -93,7 +93,10 @@ class LocalTarget(Target):
         supervisor = self.require_supervisor()
         started = time.monotonic()
         supervisor.wait_ready(timeout, ignore_stop=True)
-        return f"the server is serving again ({supervisor.health_url} answered 200 after {time.monotonic() - started:.1f}s)"
+        took = time.monotonic() - started
+        return (
+            f"the server is serving again ({supervisor.health_url} answered 200 after {took:.1f}s)"
+        )
 
     # -- up/down -------------------------------------------------------------------
 
