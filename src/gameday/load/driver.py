@@ -49,7 +49,7 @@ class LoadDriver:
     ``on_sample`` is called from a reader thread, about once a second, with the
     window that just ended; an exception it raises is logged, not propagated. It
     should return quickly: while it runs, the runner's next lines wait in the pipe.
-    ``env``, if given, is the runner's whole environment (as for ``subprocess``).
+    ``env`` adds to (or overrides) the harness's environment for the runner.
     Usable as a context manager: ``with LoadDriver(config, on_sample) as load: ...``.
     """
 
@@ -97,7 +97,7 @@ class LoadDriver:
         """
         if self._process is not None:
             raise RuntimeError("LoadDriver.start() called twice")
-        env = dict(os.environ if self.env is None else self.env)
+        env = {**os.environ, **(self.env or {})}
         env.setdefault("PYTHONUNBUFFERED", "1")
         command = [self.python, "-m", "gameday.load.runner"]
         try:

@@ -29,7 +29,7 @@ def simulator_factory(tmp_path: Path) -> Iterator[Callable[..., Simulator]]:
 @pytest.fixture
 def simulator(simulator_factory: Callable[..., Simulator]) -> Simulator:
     """A running simulator on a free port, fast enough for short tests."""
-    sim = simulator_factory()
+    sim = simulator_factory("--decode-ms-per-token", "2")
     sim.start()
     return sim
 

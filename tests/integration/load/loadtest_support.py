@@ -43,8 +43,6 @@ class Simulator:
     def start(self) -> None:
         assert self.process is None, "already running"
         command = [sys.executable, "-m", "gameday.sim", "serve", "--port", str(self.port)]
-        if os.environ.get("DEVSIM_TMP"):  # DEV-ONLY
-            command = [sys.executable, os.environ["DEVSIM_TMP"], "serve", "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*command, *self.extra],

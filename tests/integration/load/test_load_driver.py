@@ -100,7 +100,7 @@ def test_non_streaming_completions(simulator: Simulator, samples: SampleLog) -> 
 def test_outage_shows_as_connection_errors_and_recovery(
     simulator_factory: Callable[..., Simulator], samples: SampleLog
 ) -> None:
-    sim = simulator_factory()
+    sim = simulator_factory("--decode-ms-per-token", "2")
     # the runner starts before the server: it must keep asking for the model
     with LoadDriver(config(sim.url), samples):
         down = samples.wait_for(lambda s: s.requests > 0, timeout=10, what="requests")
@@ -147,11 +147,15 @@ def test_set_users_and_set_shape_take_effect(simulator: Simulator, samples: Samp
 
 
 def test_stop_flushes_and_leaves_no_process(simulator: Simulator, samples: SampleLog) -> None:
-    load = LoadDriver(config(simulator.url), samples)
+    load = LoadDriver(config(simulator.url), samples, env={"GAMEDAY_LOAD_TEST_MARK": "x1"})
     load.start()
     pid = load.pid
     assert pid is not None
     assert group_alive(pid)
+    # env adds to the harness's environment, it does not replace it
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert b"GAMEDAY_LOAD_TEST_MARK=x1" in environ
+    assert any(entry.startswith(b"PATH=") for entry in environ)
     samples.wait_for(healthy, timeout=10, what="successful requests")
     count = len(samples.samples)
     stopped_at = time.time()
@@ -214,7 +218,7 @@ def test_missing_locust_is_component_missing(tmp_path: Path, samples: SampleLog)
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
     src = str(Path(gameday.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": src}
+    env = {"PYTHONPATH": src}
     load = LoadDriver(
         config(f"http://127.0.0.1:{free_port()}"),
         samples,
@@ -238,7 +242,7 @@ def test_runner_that_dies_early_is_unreachable_with_its_stderr(
     tmp_path: Path, samples: SampleLog
 ) -> None:
     # an interpreter that cannot import gameday at all dies with a traceback
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {"PYTHONPATH": ""}  # in case the tests run with src on PYTHONPATH
     venv = tmp_path / "empty"
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
