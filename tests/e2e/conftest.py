@@ -33,7 +33,8 @@ class Run:
         return json.loads((self.run_dir / "report.json").read_text())  # type: ignore[no-any-return]
 
 
-def gameday(*args: str, report_dir: Path, timeout: float = 300) -> Run:
+def gameday(*args: str, report_dir: Path, timeout: float = 300, cwd: Path = REPO) -> Run:
+    """Run the CLI; ``report_dir`` may be relative to ``cwd``, as a user would give it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "gameday", *args, "--report-dir", str(report_dir)],
@@ -41,9 +42,10 @@ def gameday(*args: str, report_dir: Path, timeout: float = 300) -> Run:
         text=True,
         timeout=timeout,
         env=env,
-        cwd=REPO,
+        cwd=cwd,
         check=False,
     )
+    report_dir = cwd / report_dir
     runs = sorted(p for p in report_dir.iterdir() if p.is_dir()) if report_dir.exists() else []
     return Run(result.returncode, result.stdout, result.stderr, runs[-1] if runs else None)
 

@@ -14,8 +14,13 @@ HERE = Path(__file__).parent
 
 
 def test_alert_that_never_fires_fails_with_evidence(tmp_path: Path) -> None:
+    # a relative report dir, as `make demo` gives it: Prometheus must still find the rule
+    # files (it checks that every rule loaded, so a wrong path would exit 3, not 1)
     run = gameday(
-        "run", str(HERE / "scenarios" / "never-fires.yaml"), report_dir=tmp_path / "reports"
+        "run",
+        str(HERE / "scenarios" / "never-fires.yaml"),
+        report_dir=Path("reports"),
+        cwd=tmp_path,
     )
     assert run.code == 1, run.stderr[-3000:]
     report = run.report

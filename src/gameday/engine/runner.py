@@ -529,7 +529,9 @@ class GameDay:
     ) -> None:
         self.scenarios = list(scenarios)
         self.options = options
-        self.run_dir = options.report_dir / options.run_id
+        # absolute: generated configs name files by path, and tools resolve relative
+        # paths against their own config's folder, not our working directory
+        self.run_dir = (options.report_dir / options.run_id).resolve()
         self.bus = EventBus()
         self.stop = threading.Event()
         self._signal = "SIGINT"

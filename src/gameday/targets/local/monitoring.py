@@ -110,6 +110,7 @@ class MonitoringStack:
         self.prometheus_url = ""
         self.alertmanager_url = ""
         self.rules: RulesPrepared | None = None
+        self.alerting_rules = 0
 
     def _start(self, name: str, command: list[str]) -> Spawned:
         log_file = (self.ctx.artifacts / f"{name}.log").open("ab")
@@ -203,6 +204,22 @@ class MonitoringStack:
         self.prometheus_url = f"http://127.0.0.1:{prometheus_port}"
         wait_ready(f"{self.alertmanager_url}/-/ready", alertmanager, "Alertmanager", 30, self.ctx)
         wait_ready(f"{self.prometheus_url}/-/ready", prometheus, "Prometheus", 30, self.ctx)
+        self.alerting_rules = self._check_rules_loaded()
+
+    def _check_rules_loaded(self) -> int:
+        """Prometheus skips rule files it cannot find without a word: count what it loaded."""
+        assert self.rules is not None
+        expected = sum(
+            1 for path in self.rules.files for group in load_rule_file(path) for _ in group.alerts
+        )
+        response = httpx.get(f"{self.prometheus_url}/api/v1/rules", params={"type": "alert"})
+        loaded = sum(len(g["rules"]) for g in response.json()["data"]["groups"])
+        if loaded != expected:
+            raise ComponentUnreachable(
+                f"Prometheus loaded {loaded} alerting rules of the {expected} written to "
+                f"{self.ctx.artifacts / 'config' / 'rules'}; see {self.ctx.artifacts / 'prometheus.log'}"
+            )
+        return loaded
 
     def wait_scraped(self, job: str, timeout: float) -> None:
         """Wait until Prometheus has scraped ``job`` successfully at least once."""

@@ -173,7 +173,8 @@ class LocalTarget(Target):
                 url=self.monitoring.prometheus_url,
                 pid=self.monitoring.processes[1].pid,
                 detail=(
-                    f"{len(rules.files)} rule file(s), time compression x{rules.factor:g}"
+                    f"{self.monitoring.alerting_rules} alerting rules from {len(rules.files)} "
+                    f"file(s), time compression x{rules.factor:g}"
                     if rules
                     else ""
                 ),
