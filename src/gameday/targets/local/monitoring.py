@@ -215,9 +215,10 @@ class MonitoringStack:
         response = httpx.get(f"{self.prometheus_url}/api/v1/rules", params={"type": "alert"})
         loaded = sum(len(g["rules"]) for g in response.json()["data"]["groups"])
         if loaded != expected:
+            config, log = self.ctx.artifacts / "config" / "rules", self.ctx.artifacts / "prometheus.log"
             raise ComponentUnreachable(
-                f"Prometheus loaded {loaded} alerting rules of the {expected} written to "
-                f"{self.ctx.artifacts / 'config' / 'rules'}; see {self.ctx.artifacts / 'prometheus.log'}"
+                f"Prometheus loaded {loaded} alerting rules of the {expected} written to {config}; "
+                f"see {log}"
             )
         return loaded
 
