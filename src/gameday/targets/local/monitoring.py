@@ -215,7 +215,8 @@ class MonitoringStack:
         response = httpx.get(f"{self.prometheus_url}/api/v1/rules", params={"type": "alert"})
         loaded = sum(len(g["rules"]) for g in response.json()["data"]["groups"])
         if loaded != expected:
-            config, log = self.ctx.artifacts / "config" / "rules", self.ctx.artifacts / "prometheus.log"
+            config = self.ctx.artifacts / "config" / "rules"
+            log = self.ctx.artifacts / "prometheus.log"
             raise ComponentUnreachable(
                 f"Prometheus loaded {loaded} alerting rules of the {expected} written to {config}; "
                 f"see {log}"
