@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -17,22 +18,8 @@ __all__ = ["sample_event", "start_load"]
 
 
 def sample_event(scenario: str, sample: LoadSample) -> LoadSampled:
-    return LoadSampled(
-        scenario=scenario,
-        ts=sample.t,
-        t=sample.t,
-        users=sample.users,
-        requests=sample.requests,
-        failures=sample.failures,
-        rps=sample.rps,
-        error_ratio=sample.error_ratio,
-        p50_ms=sample.p50_ms,
-        p95_ms=sample.p95_ms,
-        ttft_p50_ms=sample.ttft_p50_ms,
-        ttft_p95_ms=sample.ttft_p95_ms,
-        output_tokens=sample.output_tokens,
-        errors=sample.errors,
-    )
+    """The event of one per-second sample; it happened when its window ended."""
+    return LoadSampled(scenario=scenario, ts=sample.t, **dataclasses.asdict(sample))
 
 
 def start_load(run: ScenarioRun, server: str) -> LoadDriver:
