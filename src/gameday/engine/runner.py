@@ -390,6 +390,8 @@ class ScenarioRun:
         self.poller = AlertPoller(self.bus, self.name, endpoints.prometheus, endpoints.alertmanager)
         self.poller.start()
         exp_ctx = ExpectationContext(self.name, endpoints.placeholders())
+        if scenario.load is not None:
+            self._start_load(endpoints.server)
         for spec, cls in zip(scenario.faults, injector_classes, strict=True):
             fault_ctx = FaultContext(
                 scenario=self.name,
@@ -397,11 +399,9 @@ class ScenarioRun:
                 changes=ChangeSet(self.journal, self.name, f"fault/{spec.name}"),
                 stop=self.stop,
                 artifacts=self.artifacts,
+                load=self.load_driver,
             )
             self.faults.append(_Fault(cls(spec, self.target, fault_ctx)))
-
-        if scenario.load is not None:
-            self._start_load(endpoints.server)
 
         self._phase(Phase.STEADY_STATE.value)
         steady = self._expectations(Phase.STEADY_STATE, scenario.steady_state, exp_ctx)

@@ -12,7 +12,7 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from gameday.engine.changes import ChangeSet
 from gameday.engine.events import EventBus, Note
@@ -20,10 +20,18 @@ from gameday.registry import Registry
 from gameday.scenario.model import FaultSpec, Requirement
 from gameday.targets.base import Target
 
-__all__ = ["FaultContext", "Injector", "faults"]
+__all__ = ["FaultContext", "Injector", "LoadControl", "faults"]
 
 SpecT = TypeVar("SpecT", bound=FaultSpec)
 TargetT = TypeVar("TargetT", bound=Target)
+
+
+class LoadControl(Protocol):
+    """What a fault may change of the running load (gameday.load.LoadDriver is one)."""
+
+    def set_users(self, users: int, spawn_rate: float | None = None) -> None: ...
+
+    def set_shape(self, prompt_tokens: int, max_tokens: int) -> None: ...
 
 
 @dataclass
@@ -33,6 +41,8 @@ class FaultContext:
     changes: ChangeSet
     stop: threading.Event
     artifacts: Path
+    load: LoadControl | None = None
+    """The scenario's load, when it has a ``load:`` section."""
 
     def note(self, message: str, level: str = "info") -> None:
         self.bus.emit(Note(scenario=self.scenario, level=level, message=message))

@@ -18,7 +18,7 @@ __all__ = [
     "ServerSpec",
 ]
 
-DEFAULT_SERVER_COMMAND = ["gameday", "sim", "serve", "--port", "{port}"]
+DEFAULT_SERVER_COMMAND = ["gameday", "sim", "serve", "--host", "{host}", "--port", "{port}"]
 
 
 class BackoffSpec(StrictModel):
