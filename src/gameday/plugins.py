@@ -16,6 +16,7 @@ BUILTIN_MODULES = (
     "gameday.injectors.local.port_conflict",
     "gameday.injectors.local.process_kill",
     "gameday.injectors.local.oom_kill",
+    "gameday.injectors.local.dns_breakage",
     "gameday.assertions.alert",
     "gameday.assertions.load",
     "gameday.assertions.http",

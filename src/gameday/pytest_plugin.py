@@ -55,9 +55,8 @@ class ScenarioFile(pytest.File):
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         from gameday.engine.plan import check_plan
-        from gameday.engine.requirements import missing_requirements
+        from gameday.engine.requirements import missing_requirements, scenario_requirements
         from gameday.engine.runner import GameDay, RunOptions
-        from gameday.injectors.base import faults
         from gameday.plugins import catalog
         from gameday.reports import ReportBuilder, write_reports
         from gameday.scenario.loader import load_scenario
@@ -66,10 +65,7 @@ class ScenarioItem(pytest.Item):
         loaded = load_scenario(self.path, catalog())
         check_plan([loaded])
         scenario = loaded.scenario
-        needed = set(scenario.requires) | {
-            r for f in scenario.faults for r in faults.get(f.type).requires
-        }
-        missing = missing_requirements(needed)
+        missing = missing_requirements(scenario_requirements(scenario))
         if Requirement.NVIDIA_GPU in missing:
             pytest.skip(missing[Requirement.NVIDIA_GPU])
         if missing:

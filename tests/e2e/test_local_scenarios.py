@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from gameday.engine.journal import outstanding_undos
+from gameday.plugins import load_builtins
 from tests.e2e.conftest import SCENARIOS, gameday
 
 
@@ -34,6 +36,7 @@ def assert_fired_and_resolved(report: dict[str, Any], alert: str) -> None:
         ("port-conflict", ["InferenceTargetDown"]),
         ("process-kill", ["InferenceServerRestarting", "InferenceTargetDown"]),
         ("oom-kill", ["InferenceServerOOMKilled", "InferenceTargetDown"]),
+        ("dns-breakage", ["ModelInferenceFailure"]),
     ],
 )
 def test_bundled_scenario_passes(scenario: str, alerts: list[str], tmp_path: Path) -> None:
@@ -54,3 +57,6 @@ def test_bundled_scenario_passes(scenario: str, alerts: list[str], tmp_path: Pat
     for name in ("journal.jsonl", "report.json", "junit.xml", "summary.md", "report.html"):
         assert (run.run_dir / name).is_file()  # type: ignore[operator]
     assert run.stdout.strip().endswith("report.html")
+    # every change the run made was undone (the journal says so, record by record)
+    load_builtins()  # the undo kinds
+    assert outstanding_undos(run.run_dir / "journal.jsonl") == []  # type: ignore[operator]

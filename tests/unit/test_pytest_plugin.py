@@ -13,7 +13,15 @@ REPO = Path(__file__).resolve().parents[2]
 def test_scenarios_are_collected_as_items(tmp_path: Path) -> None:
     (tmp_path / "not-a-scenario.yaml").write_text("groups: []\n")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", str(REPO / "scenarios" / "local"), str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            str(REPO / "scenarios" / "local"),
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -35,6 +35,7 @@ __all__ = [
     "PendingUndo",
     "active_runs",
     "outstanding_undos",
+    "process_start_time",
     "read_events",
     "revert_outstanding",
     "state_dir",
@@ -52,7 +53,7 @@ def state_dir() -> Path:
     return Path(base) / "gameday"
 
 
-def _process_start_time(pid: int) -> int | None:
+def process_start_time(pid: int) -> int | None:
     """Clock ticks since boot at which ``pid`` started: tells a pid apart from its reuse."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -139,7 +140,7 @@ class Journal:
             "run_id": self.run_id,
             "journal": str(self.path.resolve()),
             "pid": pid,
-            "start_time": _process_start_time(pid),
+            "start_time": process_start_time(pid),
             "host": socket.gethostname(),
             "registered": time.time(),
         }
@@ -215,7 +216,7 @@ class ActiveRun:
 
     @property
     def harness_alive(self) -> bool:
-        return _process_start_time(self.pid) == self.start_time and self.start_time is not None
+        return process_start_time(self.pid) == self.start_time and self.start_time is not None
 
 
 def active_runs() -> list[ActiveRun]:

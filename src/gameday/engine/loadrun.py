@@ -22,11 +22,13 @@ def sample_event(scenario: str, sample: LoadSample) -> LoadSampled:
     return LoadSampled(scenario=scenario, ts=sample.t, **dataclasses.asdict(sample))
 
 
-def start_load(run: ScenarioRun, server: str) -> LoadDriver:
-    """Start Locust against ``server``; its process is journaled so cleanup can stop it."""
+def start_load(run: ScenarioRun, server: str, changes: ChangeSet) -> LoadDriver:
+    """Start Locust against ``server``; its process is journaled so cleanup can stop it.
+
+    Stop it with ``driver.stop()`` and then ``changes.revert_all()``, which finds any
+    straggler by its token and marks the record undone."""
     spec = run.scenario.load
     assert spec is not None
-    changes = ChangeSet(run.journal, run.name, "load")
     token = f"{run.journal.run_id}.load.{time.monotonic_ns()}"
     changes.record(
         KillProcesses(token=token, name="locust", command=["python", "-m", "gameday.load.runner"])

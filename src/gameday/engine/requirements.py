@@ -7,9 +7,14 @@ import shutil
 from collections.abc import Iterable
 
 from gameday.errors import ComponentMissing, PermissionProblem
-from gameday.scenario.model import Requirement
+from gameday.scenario.model import Requirement, Scenario
 
-__all__ = ["check_requirements", "missing_requirements", "nvidia_gpu_present"]
+__all__ = [
+    "check_requirements",
+    "missing_requirements",
+    "nvidia_gpu_present",
+    "scenario_requirements",
+]
 
 
 def nvidia_gpu_present() -> str | None:
@@ -47,6 +52,18 @@ def _problem(requirement: Requirement) -> str | None:
             else "dnsmasq is not installed (apt-get install dnsmasq-base)"
         )
     return nvidia_gpu_present()
+
+
+def scenario_requirements(scenario: Scenario) -> set[Requirement]:
+    """What the scenario, its target and its faults need of the machine."""
+    from gameday.injectors.base import faults
+    from gameday.targets.base import targets
+
+    needed = set(scenario.requires)
+    needed |= targets.get(scenario.target.kind).requirements(scenario.target.params)
+    for fault in scenario.faults:
+        needed |= faults.get(fault.type).requires
+    return needed
 
 
 def missing_requirements(requirements: Iterable[Requirement]) -> dict[Requirement, str]:

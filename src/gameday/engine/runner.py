@@ -42,7 +42,7 @@ from gameday.engine.events import (
 )
 from gameday.engine.journal import Journal
 from gameday.engine.observations import Observations
-from gameday.engine.requirements import check_requirements
+from gameday.engine.requirements import check_requirements, scenario_requirements
 from gameday.engine.undo import RevertFailed
 from gameday.errors import Aborted, ExitCode, GamedayError
 from gameday.injectors.base import FaultContext, Injector, faults
@@ -170,6 +170,7 @@ class ScenarioRun:
         self.faults: list[_Fault] = []
         self.poller: AlertPoller | None = None
         self.load_driver: Any = None
+        self.load_changes: ChangeSet | None = None
         self.tracked: dict[Phase, list[_Tracked]] = {}
         self.fault_end: float | None = None
 
@@ -367,11 +368,7 @@ class ScenarioRun:
     def _run_phases(self, target_cls: type[Target]) -> tuple[str, str]:
         scenario = self.scenario
         injector_classes = [faults.get(f.type) for f in scenario.faults]
-        check_requirements(
-            set(scenario.requires)
-            | target_cls.requires
-            | {r for c in injector_classes for r in c.requires}
-        )
+        check_requirements(scenario_requirements(scenario))
         self._phase("up")
         ctx = TargetContext(
             scenario=self.name,
@@ -462,13 +459,16 @@ class ScenarioRun:
     def _start_load(self, server: str) -> None:
         from gameday.engine.loadrun import start_load
 
-        self.load_driver = start_load(self, server)
+        self.load_changes = ChangeSet(self.journal, self.name, "load")
+        self.load_driver = start_load(self, server, self.load_changes)
 
     def _stop_load(self) -> None:
         if self.load_driver is None:
             return
         self.load_driver.stop()
         (self.artifacts / "locust.log").write_text(self.load_driver.stderr_tail() + "\n")
+        if self.load_changes is not None:
+            self.load_changes.revert_all()
 
     def _confirm_restored(self) -> None:
         """After an abort, say whether reverting the faults brought service back."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 
 from gameday.engine.events import (
     AlertChanged,
@@ -44,74 +45,73 @@ class ConsoleView:
         self._origin: float = time.time()
         self._last_load = 0.0
 
-    def _line(self, event: Event, text: str) -> None:
+    def _line(self, event: Event, label: str, text: str = "") -> None:
+        """``label`` is rich markup of ours; ``text`` comes from the run and is escaped."""
         offset = event.ts - self._origin
-        self.console.print(f"[dim]{offset:7.1f}s[/dim] {text}")
+        parts = [part for part in (label, escape(text)) if part]
+        self.console.print(f"[dim]{offset:7.1f}s[/dim] " + " ".join(parts))
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, ScenarioStarted):
             self._origin = event.ts
-            self.console.rule(
-                f"[bold]{event.scenario}[/bold] · {event.tier} · {event.runbook or 'no runbook'}"
-            )
+            title = f"{event.scenario} · {event.tier} · {event.runbook or 'no runbook'}"
+            self.console.rule(f"[bold]{escape(title)}[/bold]")
         elif isinstance(event, PhaseStarted):
-            self._line(event, f"[bold cyan]phase[/bold cyan] {event.phase}")
+            self._line(event, "[bold cyan]phase[/bold cyan]", event.phase)
         elif isinstance(event, ComponentReady):
-            self._line(event, f"ready: {event.component} {event.url or ''} {event.detail}".rstrip())
+            self._line(event, "ready:", f"{event.component} {event.url or ''} {event.detail}")
         elif isinstance(event, FaultApplied):
             self._line(
                 event,
-                f"[bold yellow]fault applied[/bold yellow] {event.fault} ({event.fault_type}): "
-                f"{event.description}",
+                "[bold yellow]fault applied[/bold yellow]",
+                f"{event.fault} ({event.fault_type}): {event.description}",
             )
         elif isinstance(event, FaultReverted):
-            self._line(event, f"[yellow]fault reverted[/yellow] {event.fault}")
+            self._line(event, "[yellow]fault reverted[/yellow]", event.fault)
         elif isinstance(event, FaultFailed):
-            self._line(
-                event,
-                f"[bold red]fault {event.stage} failed[/bold red] {event.fault}: {event.error}",
-            )
+            label = f"[bold red]fault {escape(event.stage)} failed[/bold red]"
+            self._line(event, label, f"{event.fault}: {event.error}")
         elif isinstance(event, AlertChanged):
-            self._line(event, f"alert {event.alert} [bold]{event.state}[/bold] at {event.source}")
+            self._line(event, "alert", f"{event.alert} {event.state} at {event.source}")
         elif isinstance(event, ProcessExited):
             cause = " (stopped by harness)" if event.expected else ""
-            self._line(event, f"{event.process} exited {event.exit_code} {event.reason}{cause}")
+            self._line(event, "", f"{event.process} exited {event.exit_code} {event.reason}{cause}")
         elif isinstance(event, ProcessBackoff):
-            self._line(event, f"{event.process} CrashLoopBackOff: restart in {event.delay:g}s")
+            self._line(event, "", f"{event.process} CrashLoopBackOff: restart in {event.delay:g}s")
         elif isinstance(event, ProcessStarted) and event.attempt > 1:
             self._line(
-                event, f"{event.process} restarted (attempt {event.attempt}, pid {event.pid})"
+                event, "", f"{event.process} restarted (attempt {event.attempt}, pid {event.pid})"
             )
         elif isinstance(event, ExpectationResolved):
             style = _STYLE.get(event.outcome, "")
-            self._line(
-                event, f"[{style}]{event.outcome:7}[/{style}] {event.phase}: {event.description}"
-            )
+            label = f"[{style}]{event.outcome:7}[/{style}]"
+            self._line(event, label, f"{event.phase}: {event.description}")
             if event.outcome == "failed":
                 for line in event.evidence[:8]:
-                    self.console.print(f"          [dim]{line}[/dim]")
+                    self.console.print(f"          [dim]{escape(line)}[/dim]")
         elif isinstance(event, LoadSampled):
             if event.ts - self._last_load >= LOAD_EVERY or self.verbose:
                 self._last_load = event.ts
                 p95 = f"{event.p95_ms:.0f}ms" if event.p95_ms is not None else "n/a"
                 self._line(
                     event,
-                    f"[dim]load {event.users} users {event.rps:.1f} req/s "
-                    f"errors {event.error_ratio:.0%} p95 {p95}[/dim]",
+                    "[dim]load[/dim]",
+                    f"{event.users} users {event.rps:.1f} req/s "
+                    f"errors {event.error_ratio:.0%} p95 {p95}",
                 )
         elif isinstance(event, Note):
             if event.level in ("warning", "error"):
-                self._line(event, f"[yellow]{event.level}:[/yellow] {event.message}")
+                self._line(event, f"[yellow]{escape(event.level)}:[/yellow]", event.message)
             elif self.verbose:
-                self._line(event, f"[dim]{event.message}[/dim]")
+                self._line(event, "[dim]note:[/dim]", event.message)
         elif isinstance(event, ScenarioFinished):
             style = _STYLE.get(event.outcome, "")
             ttd = f"{event.time_to_detect:.1f}s" if event.time_to_detect is not None else "—"
             ttr = f"{event.time_to_recover:.1f}s" if event.time_to_recover is not None else "—"
             self._line(
                 event,
-                f"[bold {style}]{event.outcome.upper()}[/bold {style}] {event.scenario}: "
-                f"{event.reason} (detect {ttd}, recover {ttr})",
+                f"[bold {style}]{event.outcome.upper()}[/bold {style}]",
+                f"{event.scenario}: {event.reason} (detect {ttd}, recover {ttr})",
             )
         elif isinstance(event, RunFinished):
             style = _STYLE.get(event.outcome, "")

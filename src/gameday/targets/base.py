@@ -55,6 +55,12 @@ class Target(ABC):
     @abstractmethod
     def __init__(self, params: TargetParams, ctx: TargetContext) -> None: ...
 
+    @classmethod
+    def requirements(cls, params: TargetParams) -> frozenset[Requirement]:
+        """What this target needs of the machine with these parameters."""
+        del params
+        return cls.requires
+
     @abstractmethod
     def up(self) -> None:
         """Start or connect to the system under test and its monitoring; wait until ready."""

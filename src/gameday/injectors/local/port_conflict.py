@@ -44,8 +44,17 @@ class PortConflict(Injector[PortConflictSpec, LocalTarget]):
 
     def _hold_port(self) -> None:
         port = self.target.port
+        command = [
+            sys.executable,
+            "-m",
+            "gameday.injectors.port_holder",
+            str(port),
+            self.target.host,
+        ]
+        if self.target.network is not None:
+            command = self.target.network.wrap(command)  # the server's port, in its namespace
         self.holder = spawn(
-            [sys.executable, "-m", "gameday.injectors.port_holder", str(port)],
+            command,
             name="port-holder",
             changes=self.ctx.changes,
         )

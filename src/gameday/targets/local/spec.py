@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from gameday.scenario.model import StrictModel, TargetParams
 from gameday.scenario.units import ByteSize, Duration
+from gameday.targets.local.network import NetworkSpec
 
 __all__ = [
     "AlertmanagerSpec",
@@ -90,3 +91,6 @@ class LocalTargetSpec(TargetParams):
     server: ServerSpec = Field(default_factory=ServerSpec)
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
     alertmanager: AlertmanagerSpec = Field(default_factory=AlertmanagerSpec)
+    network: NetworkSpec | None = None
+    """Run the server in a network namespace of its own whose resolver the harness
+    controls (needs root, iproute2 and dnsmasq); DNS faults need it."""

@@ -13,11 +13,12 @@ from gameday.engine.changes import ChangeSet
 from gameday.engine.events import ComponentReady, Note
 from gameday.engine.undo import RemoveTree
 from gameday.errors import ComponentUnreachable, InjectionError
-from gameday.scenario.model import TargetParams
+from gameday.scenario.model import Requirement, TargetParams
 from gameday.targets.base import Endpoints, Target, TargetContext, targets
 from gameday.targets.local.cgroup import MemoryCgroup, RemoveCgroup, memory_cgroup_support
 from gameday.targets.local.exporter import ContainerStateCollector, MetricsExporter
 from gameday.targets.local.monitoring import MonitoringStack
+from gameday.targets.local.network import ServerNetwork
 from gameday.targets.local.processes import free_port, port_is_free
 from gameday.targets.local.spec import LocalTargetSpec
 from gameday.targets.local.supervisor import BackoffPolicy, ContainerState, Supervisor
@@ -38,6 +39,13 @@ class LocalTarget(Target):
     kind = "local"
     Params = LocalTargetSpec
 
+    @classmethod
+    def requirements(cls, params: TargetParams) -> frozenset[Requirement]:
+        assert isinstance(params, LocalTargetSpec)
+        if params.network is None:
+            return cls.requires
+        return cls.requires | {Requirement.ROOT, Requirement.NETNS, Requirement.DNSMASQ}
+
     def __init__(self, params: TargetParams, ctx: TargetContext) -> None:
         assert isinstance(params, LocalTargetSpec)
         self.spec = params
@@ -46,6 +54,8 @@ class LocalTarget(Target):
         self.scratch = Path(tempfile.gettempdir()) / f"gameday-{ctx.run_id}-{ctx.scenario}"
         self.port = params.server.port or 0
         self.model_dir: Path | None = None
+        self.network: ServerNetwork | None = None
+        self.host = "127.0.0.1"
         self.cgroup: MemoryCgroup | None = None
         self.supervisor: Supervisor | None = None
         self.monitoring: MonitoringStack | None = None
@@ -60,7 +70,7 @@ class LocalTarget(Target):
 
     @property
     def server_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pod(self) -> str:
@@ -134,6 +144,19 @@ class LocalTarget(Target):
 
         if spec.server.model is not None:
             self.model_dir = self._model_dir()
+        if spec.network is not None:
+            self.network = ServerNetwork(spec.network, self.changes, self.scratch, ctx.artifacts)
+            self.network.up()
+            self.host = self.network.server_ip
+            ctx.bus.emit(
+                ComponentReady(
+                    scenario=ctx.scenario,
+                    component="dnsmasq",
+                    url=f"dns://{self.network.host_ip}",
+                    pid=self.network.dnsmasq.pid if self.network.dnsmasq else None,
+                    detail=f"resolver of network namespace {self.network.namespace}",
+                )
+            )
 
         self.exporter.add(
             ContainerStateCollector(
@@ -152,7 +175,7 @@ class LocalTarget(Target):
             prometheus_port=prometheus_port,
             alertmanager_port=alertmanager_port,
             scrape_jobs={
-                "inference": f"127.0.0.1:{self.port}",
+                "inference": f"{self.host}:{self.port}",
                 "kube-state-metrics": f"127.0.0.1:{exporter_port}",
             },
             labels={"namespace": NAMESPACE, "pod": self.pod},
@@ -228,7 +251,7 @@ class LocalTarget(Target):
         command = list(self.spec.server.command)
         if command[0] == "gameday":
             command = gameday_command() + command[1:]
-        values = {"{port}": str(self.port), "{host}": "127.0.0.1"}
+        values = {"{port}": str(self.port), "{host}": self.host}
         if self.model_dir is not None:
             values["{model_dir}"] = str(self.model_dir)
         resolved = []
@@ -236,7 +259,7 @@ class LocalTarget(Target):
             for placeholder, value in values.items():
                 arg = arg.replace(placeholder, value)
             resolved.append(arg)
-        return resolved
+        return self.network.wrap(resolved) if self.network else resolved
 
     def _model_dir(self) -> Path:
         model = self.spec.server.model
