@@ -21,7 +21,9 @@ from tests.e2e.conftest import REPO, SCENARIOS
 pytestmark = pytest.mark.e2e
 
 
-def start_run(report_dir: Path, state_dir: Path) -> subprocess.Popen[str]:
+def start_run(
+    report_dir: Path, state_dir: Path, scenario: Path = SCENARIOS / "port-conflict.yaml"
+) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GAMEDAY_STATE_DIR": str(state_dir)}
     return subprocess.Popen(
         [
@@ -29,7 +31,7 @@ def start_run(report_dir: Path, state_dir: Path) -> subprocess.Popen[str]:
             "-m",
             "gameday",
             "run",
-            str(SCENARIOS / "port-conflict.yaml"),
+            str(scenario),
             "--report-dir",
             str(report_dir),
         ],
@@ -139,3 +141,36 @@ def test_kill_9_then_cleanup_restores_everything(tmp_path: Path) -> None:
         check=False,
     )
     assert again.returncode == 0 and "nothing to clean up" in again.stdout
+
+
+def test_kill_9_during_a_dns_fault_then_cleanup_removes_the_namespace(tmp_path: Path) -> None:
+    scenario = Path(__file__).parent / "scenarios" / "dns-timeout.yaml"
+    harness = start_run(tmp_path / "reports", tmp_path / "state", scenario)
+    wait_for_fault(tmp_path / "reports", harness)
+    records = journal_records(tmp_path / "reports")
+    ready = {r["component"]: r for r in records if r.get("event") == "ComponentReady"}
+    namespace = ready["dnsmasq"]["detail"].rsplit(" ", 1)[1]
+    dnsmasq = int(ready["dnsmasq"]["pid"])
+    assert Path(f"/proc/{dnsmasq}/stat").read_text().split(") ")[1][0] == "T"  # stopped
+    harness.kill()
+    harness.communicate(timeout=30)
+    run_id = run_id_of(tmp_path / "reports")
+    assert (Path("/run/netns") / namespace).exists()
+
+    env = {**os.environ, "GAMEDAY_STATE_DIR": str(tmp_path / "state")}
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "gameday", "cleanup"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert "sent SIGCONT" in cleanup.stdout
+    assert not (Path("/run/netns") / namespace).exists()
+    assert not (Path("/etc/netns") / namespace).exists()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    assert "gdh" + namespace.removeprefix("gameday-")[:8] not in links
+    assert find_processes(run_id + ".", prefix=True) == []
