@@ -17,6 +17,7 @@ BUILTIN_MODULES = (
     "gameday.injectors.local.process_kill",
     "gameday.injectors.local.oom_kill",
     "gameday.injectors.local.dns_breakage",
+    "gameday.injectors.local.gpu_memory_hog",
     "gameday.assertions.alert",
     "gameday.assertions.load",
     "gameday.assertions.http",

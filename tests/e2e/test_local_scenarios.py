@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 
 from gameday.engine.journal import outstanding_undos
+from gameday.engine.requirements import nvidia_gpu_present
 from gameday.plugins import load_builtins
 from tests.e2e.conftest import SCENARIOS, gameday
+
+NO_GPU = nvidia_gpu_present()  # the GPU scenario runs only where NVML finds a GPU
 
 
 def alert_story(report: dict[str, Any], alert: str) -> list[tuple[str, str]]:
@@ -37,6 +40,11 @@ def assert_fired_and_resolved(report: dict[str, Any], alert: str) -> None:
         ("process-kill", ["InferenceServerRestarting", "InferenceTargetDown"]),
         ("oom-kill", ["InferenceServerOOMKilled", "InferenceTargetDown"]),
         ("dns-breakage", ["ModelInferenceFailure"]),
+        pytest.param(
+            "gpu-memory-hog",
+            ["GPUMemoryPressure", "InferenceTargetDown"],
+            marks=pytest.mark.skipif(NO_GPU is not None, reason=str(NO_GPU)),
+        ),
     ],
 )
 def test_bundled_scenario_passes(scenario: str, alerts: list[str], tmp_path: Path) -> None:

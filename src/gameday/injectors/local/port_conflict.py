@@ -9,7 +9,6 @@ fault is reverted and the stray process is gone.
 from __future__ import annotations
 
 import sys
-import threading
 
 from gameday.errors import InjectionError
 from gameday.injectors.base import Injector, faults
@@ -66,24 +65,8 @@ class PortConflict(Injector[PortConflictSpec, LocalTarget]):
     def apply(self) -> dict[str, str]:
         supervisor = self.target.require_supervisor()
         if self.spec.restart_server:
-            held = threading.Event()
-            failures: list[Exception] = []
-
-            def before_start() -> None:
-                # runs on the supervisor's thread, between the server's exit and its restart
-                try:
-                    self._hold_port()
-                except Exception as error:
-                    failures.append(error)
-                    raise
-                finally:
-                    held.set()
-
-            supervisor.restart(before_start=before_start)
-            if not held.wait(30):
-                raise InjectionError("the server did not stop within 30s")
-            if failures:
-                raise InjectionError(str(failures[0]))
+            # the port is taken between the server's exit and its restart
+            supervisor.restart_through(self._hold_port, timeout=30)
         else:
             self._hold_port()
         assert self.holder is not None

@@ -160,6 +160,27 @@ class Supervisor:
         else:
             self._wake.set()  # in backoff: cut the wait short
 
+    def restart_through(self, before_start: Callable[[], None], timeout: float = 60.0) -> None:
+        """Planned restart; wait until ``before_start`` ran between the exit and the new
+        start (on the supervisor's thread), and raise what it raised."""
+        done = threading.Event()
+        failures: list[Exception] = []
+
+        def hook() -> None:
+            try:
+                before_start()
+            except Exception as error:
+                failures.append(error)
+                raise
+            finally:
+                done.set()
+
+        self.restart(before_start=hook)
+        if not done.wait(timeout):
+            raise ComponentUnreachable(f"{self.name} did not stop within {timeout:g}s")
+        if failures:
+            raise failures[0]
+
     def wait_ready(self, timeout: float, *, ignore_stop: bool = False) -> None:
         """Poll the health endpoint until it answers 200, the process dies, or ``timeout``.
 

@@ -13,6 +13,7 @@ from gameday.engine.changes import ChangeSet
 from gameday.engine.events import ComponentReady, Note
 from gameday.engine.undo import RemoveTree
 from gameday.errors import ComponentUnreachable, InjectionError
+from gameday.observe.nvml import DcgmCollector, nvml_device_count
 from gameday.scenario.model import Requirement, TargetParams
 from gameday.targets.base import Endpoints, Target, TargetContext, targets
 from gameday.targets.local.cgroup import MemoryCgroup, RemoveCgroup, memory_cgroup_support
@@ -60,6 +61,7 @@ class LocalTarget(Target):
         self.supervisor: Supervisor | None = None
         self.monitoring: MonitoringStack | None = None
         self.exporter = MetricsExporter()
+        self.gpu_exporter: MetricsExporter | None = None
         self._endpoints: Endpoints | None = None
 
     @property
@@ -81,6 +83,11 @@ class LocalTarget(Target):
             "container state series (restarts, last terminated reason, CrashLoopBackOff) come "
             "from the harness's process supervisor in kube-state-metrics format, not a kubelet",
         ]
+        if self.gpu_exporter is not None:
+            notes.append(
+                "GPU memory and utilization series are NVML readings exported by the harness "
+                "under dcgm-exporter's names (DCGM_FI_DEV_*), not by dcgm-exporter"
+            )
         if self.monitoring and self.monitoring.rules and self.monitoring.rules.factor != 1:
             notes.append(
                 f"alert rule time compressed x{self.monitoring.rules.factor:g} "
@@ -167,6 +174,16 @@ class LocalTarget(Target):
             )
         )
         self.exporter.start(exporter_port)
+        scrape_jobs = {
+            "inference": f"{self.host}:{self.port}",
+            "kube-state-metrics": f"127.0.0.1:{exporter_port}",
+        }
+        if nvml_device_count() > 0:
+            self.gpu_exporter = MetricsExporter()
+            self.gpu_exporter.add(DcgmCollector())
+            gpu_port = free_port()
+            self.gpu_exporter.start(gpu_port)
+            scrape_jobs["dcgm-exporter"] = f"127.0.0.1:{gpu_port}"
 
         self.monitoring = MonitoringStack(
             ctx, self.changes, self.scratch, spec.prometheus, spec.alertmanager
@@ -174,10 +191,7 @@ class LocalTarget(Target):
         self.monitoring.start(
             prometheus_port=prometheus_port,
             alertmanager_port=alertmanager_port,
-            scrape_jobs={
-                "inference": f"{self.host}:{self.port}",
-                "kube-state-metrics": f"127.0.0.1:{exporter_port}",
-            },
+            scrape_jobs=scrape_jobs,
             labels={"namespace": NAMESPACE, "pod": self.pod},
         )
         rules = self.monitoring.rules
@@ -243,6 +257,8 @@ class LocalTarget(Target):
         if self.monitoring is not None:
             self.monitoring.stop()
         self.exporter.stop()
+        if self.gpu_exporter is not None:
+            self.gpu_exporter.stop()
         self.changes.revert_all()
 
     # -- helpers -------------------------------------------------------------------
