@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from gameday.engine.journal import Journal
 from gameday.engine.observations import Observations
 from gameday.engine.requirements import check_requirements, scenario_requirements
 from gameday.engine.undo import RevertFailed
-from gameday.errors import Aborted, ExitCode, GamedayError
+from gameday.errors import Aborted, ExitCode, GamedayError, InjectionError
 from gameday.injectors.base import FaultContext, Injector, faults
 from gameday.observe.alerts import AlertPoller
 from gameday.scenario.loader import LoadedScenario
@@ -128,6 +129,7 @@ class _Fault:
         self.applied_at: float | None = None
         self.reverted_at: float | None = None
         self.failed = False
+        self.revert_error: str | None = None
 
     @property
     def one_shot(self) -> bool:
@@ -135,7 +137,7 @@ class _Fault:
 
     @property
     def done(self) -> bool:
-        if self.failed:
+        if self.failed or self.revert_error is not None:
             return True
         if self.applied_at is None:
             return False
@@ -264,7 +266,7 @@ class ScenarioRun:
         started = time.time()
         try:
             details = fault.injector.apply()
-        except GamedayError as error:
+        except (GamedayError, OSError, RevertFailed) as error:
             fault.failed = True
             self.emit(
                 FaultFailed(
@@ -276,7 +278,9 @@ class ScenarioRun:
                 )
             )
             self._revert(fault, after_failure=True)
-            raise
+            if isinstance(error, GamedayError):
+                raise
+            raise InjectionError(f"fault {spec.name}: {error}") from error
         fault.applied_at = started
         self.emit(
             FaultApplied(
@@ -296,6 +300,7 @@ class ScenarioRun:
         try:
             details = fault.injector.revert()
         except (GamedayError, RevertFailed, OSError) as error:
+            fault.revert_error = str(error)
             self.emit(
                 FaultFailed(
                     scenario=self.name,
@@ -321,7 +326,7 @@ class ScenarioRun:
     def _revert_outstanding(self) -> None:
         for fault in reversed(self.faults):
             if fault.applied_at is not None and not fault.one_shot and fault.reverted_at is None:
-                self._revert(fault)
+                self._revert(fault)  # also a second try for a revert that failed
             elif fault.one_shot and len(fault.injector.ctx.changes):
                 fault.injector.ctx.changes.revert_all()
 
@@ -348,6 +353,9 @@ class ScenarioRun:
             outcome, reason = Outcome.ABORTED, str(error)
         except GamedayError as error:
             outcome, reason = Outcome.ERROR, str(error)
+        except Exception as error:  # a bug of ours: still tear down, still report
+            outcome, reason = Outcome.ERROR, f"internal error: {type(error).__name__}: {error}"
+            self.note(traceback.format_exc(), level="error")
         finally:
             self._phase("teardown")
             self._teardown()
@@ -450,6 +458,13 @@ class ScenarioRun:
         recover = self._expectations(Phase.RECOVER, scenario.recover, exp_ctx)
         self._wait_until(lambda: self._evaluate(recover, recover_since))
 
+        unreverted = [f for f in self.faults if f.revert_error is not None]
+        if unreverted:
+            names = "; ".join(f"{f.spec.name}: {f.revert_error}" for f in unreverted)
+            return (
+                Outcome.ERROR,
+                f"could not revert: {names} (teardown tried again; see the journal)",
+            )
         failed = [t for items in self.tracked.values() for t in items if t.outcome == "failed"]
         if failed:
             names = ", ".join(f"{t.phase.value}[{t.index}] {t.impl.describe()}" for t in failed)
