@@ -134,3 +134,22 @@ def test_bundled_scenarios_are_valid() -> None:
     root = Path(__file__).resolve().parents[2] / "scenarios"
     loaded = load_scenarios([root], catalog())
     assert {item.scenario.name for item in loaded} >= {"port-conflict", "process-kill", "oom-kill"}
+
+
+def test_plan_refuses_a_load_fault_without_load() -> None:
+    from gameday.engine.plan import check_plan
+
+    text = (
+        GOOD.replace("load: {users: 4}\n", "")
+        .replace("steady_state:\n  - load: {error_ratio: {max: 0.01}, window: 5s}\n", "")
+        .replace(
+            "type: port-conflict, at: 2s, duration: 20s", "type: load-spike, at: 2s, duration: 20s"
+        )
+    )
+    loaded = parse_scenario(text, "s.yaml", catalog())
+    with pytest.raises(ScenarioError) as caught:
+        check_plan([loaded])
+    (issue,) = caught.value.issues
+    assert str(issue).startswith(
+        "s.yaml:10:24: faults[0].type: fault 'load-spike' changes the scenario's load"
+    )

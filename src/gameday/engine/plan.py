@@ -26,6 +26,13 @@ def _issues(item: LoadedScenario) -> list[ScenarioIssue]:
                     f"(it works on: {', '.join(sorted(injector.target_kinds))})",
                 )
             )
+        if injector.needs_load and scenario.load is None:
+            issues.append(
+                item.issue(
+                    ["faults", index, "type"],
+                    f"fault {fault.type!r} changes the scenario's load; add a load: section",
+                )
+            )
     if scenario.faults and not scenario.expect:
         issues.append(
             item.issue(["expect"], "a scenario with faults needs at least one expect entry")

@@ -12,13 +12,16 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from gameday.engine.changes import ChangeSet
 from gameday.engine.events import EventBus, Note
 from gameday.registry import Registry
 from gameday.scenario.model import FaultSpec, Requirement
 from gameday.targets.base import Target
+
+if TYPE_CHECKING:
+    from gameday.load.protocol import LoadConfig
 
 __all__ = ["FaultContext", "Injector", "LoadControl", "faults"]
 
@@ -28,6 +31,11 @@ TargetT = TypeVar("TargetT", bound=Target)
 
 class LoadControl(Protocol):
     """What a fault may change of the running load (gameday.load.LoadDriver is one)."""
+
+    @property
+    def config(self) -> LoadConfig:
+        """The load as the scenario started it (what a fault restores when it ends)."""
+        ...
 
     def set_users(self, users: int, spawn_rate: float | None = None) -> None: ...
 
@@ -55,6 +63,8 @@ class Injector(ABC, Generic[SpecT, TargetT]):
     requires: ClassVar[frozenset[Requirement]] = frozenset()
     runbook: ClassVar[str | None] = None
     """The runbook code of the failure it reproduces."""
+    needs_load: ClassVar[bool] = False
+    """It acts on the scenario's load: a scenario without ``load:`` is refused."""
     summary: ClassVar[str]
     """One line for ``gameday list``."""
 

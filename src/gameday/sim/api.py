@@ -1,55 +1,60 @@
-"""The OpenAI-compatible HTTP API, shaped like vLLM's (a FastAPI app on uvicorn).
+"""The OpenAI-compatible HTTP API, shaped like vLLM's.
 
-The simulator must never be the bottleneck of a game day, so the two inference routes
-(``POST /v1/chat/completions`` and ``POST /v1/completions``) run on a lean ASGI path in
-front of the FastAPI app: no middleware stack, no pydantic models, responses written as
-bytes, each SSE chunk built from a precomputed prefix. Everything else is plain FastAPI.
-Both paths count every response in ``http_requests_total``.
+Served by the simulator's own HTTP server (:mod:`gameday.sim.protocol`), which hands each
+handler a parsed request. The simulator must never be the bottleneck of a game day, so an
+inference request costs no task, future or pydantic model: it is validated from the JSON
+body, added to the engine, and answered from the engine's callback; responses are built
+as bytes from templates made once per request, and a stream writes each engine step's new
+tokens in one chunk (one socket write per stream per step).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
-from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Any
 
 from gameday import __version__
 from gameday.sim.logs import logger
-from gameday.sim.metrics import HttpMetricsMiddleware
+from gameday.sim.metrics import EXCLUDED_HANDLERS
+from gameday.sim.protocol import Request, Router
 from gameday.sim.runtime import SimRuntime
-from gameday.sim.scheduler import Sequence
+from gameday.sim.scheduler import SeqStatus, Sequence
 from gameday.sim.tokens import (
     count_chat_tokens,
     count_prompt_tokens,
     natural_length,
     prompt_seed,
-    token_text,
+    token_json,
 )
 
-if TYPE_CHECKING:
-    from starlette.types import Receive, Scope, Send
+__all__ = ["SimApi"]
 
-__all__ = ["SimApp"]
-
-_JSON = "application/json"
-_JSON_TYPE = (b"content-type", b"application/json")
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-]
+# Inference answers (served in front of FastAPI before) name the type first; the other
+# endpoints' headers are in Starlette's order.
+_JSON_HEADERS = b"content-type: application/json\r\ncontent-length: %d\r\n"
+_STARLETTE_JSON_HEADERS = b"content-length: %d\r\ncontent-type: application/json\r\n"
+_SSE_HEADERS = b"content-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\n"
 _DONE = b"data: [DONE]\n\n"
-# A request watches for its client's disconnect once it has lasted this long.
-_WATCH_AFTER_S = 1.0
 # Identical error lines are logged at most this often, so an outage cannot flood the log.
 _ERROR_LOG_INTERVAL = 1.0
 _ERROR_LOG_MEMORY = 1024
+
+_CHAT_BODY = (
+    b'{"id":"%b","object":"chat.completion","created":%d,"model":%b,"choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":%b,"reasoning_content":null,"tool_calls":[]},'
+    b'"logprobs":null,"finish_reason":"%b","stop_reason":null}],"usage":{"prompt_tokens":%d,'
+    b'"total_tokens":%d,"completion_tokens":%d,"prompt_tokens_details":null},'
+    b'"prompt_logprobs":null}'
+)
+_COMPLETION_BODY = (
+    b'{"id":"%b","object":"text_completion","created":%d,"model":%b,"choices":[{"index":0,'
+    b'"text":%b,"logprobs":null,"finish_reason":"%b","stop_reason":null,'
+    b'"prompt_logprobs":null}],"usage":{"prompt_tokens":%d,"total_tokens":%d,'
+    b'"completion_tokens":%d,"prompt_tokens_details":null},"prompt_logprobs":null}'
+)
 
 
 def _dumps(obj: Any) -> bytes:
@@ -78,7 +83,7 @@ class _Job:
     """One validated inference request."""
 
     chat: bool
-    model: str
+    model: bytes  # as a JSON string literal
     prompt_tokens: int
     seed: int
     max_tokens: int
@@ -107,12 +112,25 @@ class _ErrorLog:
         log("HTTP %d: %s%s", status, message, more)
 
 
-class _Api:
-    def __init__(self, runtime: SimRuntime, loop: asyncio.AbstractEventLoop) -> None:
+_NOT_READY = (503, "ServiceUnavailableError", "The server is not ready.")
+
+
+class SimApi:
+    """The endpoints, and the router that serves them."""
+
+    def __init__(self, runtime: SimRuntime) -> None:
         self.rt = runtime
-        # Kept: asyncio.get_running_loop() makes a getpid() system call each time.
-        self.loop = loop
         self.log_error = _ErrorLog()
+        self._model_json = (b"", b"")
+        router = Router(uncounted=EXCLUDED_HANDLERS)
+        # Inference was served in front of FastAPI: other methods get 404, not 405.
+        router.add("/v1/chat/completions", ["POST"], self.chat, lean=True)
+        router.add("/v1/completions", ["POST"], self.completions, lean=True)
+        router.add("/health", ["GET"], self.health, lean=False)
+        router.add("/metrics", ["GET"], self.metrics, lean=False)
+        router.add("/version", ["GET"], self.version, lean=False)
+        router.add("/v1/models", ["GET"], self.models, lean=False)
+        self.router = router
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -122,34 +140,52 @@ class _Api:
             {"error": {"message": message, "type": err_type, "param": param, "code": status}}
         )
 
-    def error(self, status: int, err_type: str, message: str, param: str | None = None) -> Response:
+    def send_error(
+        self,
+        req: Request,
+        status: int,
+        err_type: str,
+        message: str,
+        param: str | None = None,
+        *,
+        headers: bytes = _JSON_HEADERS,
+    ) -> None:
         body = self.error_body(status, err_type, message, param)
-        return Response(body, status_code=status, media_type=_JSON)
+        req.respond(status, headers % len(body), body)
 
-    async def send_error(
-        self, send: Send, status: int, err_type: str, message: str, param: str | None = None
-    ) -> int:
-        await _send_json(send, status, self.error_body(status, err_type, message, param))
-        return status
+    def model_json(self, name: str) -> bytes:
+        """``name`` as a JSON string literal (cached: it is the served model's name)."""
+        cached_name, cached = self._model_json
+        if cached_name != name.encode():
+            cached = json.dumps(name).encode()
+            self._model_json = (name.encode(), cached)
+        return cached
 
     # -- simple endpoints --------------------------------------------------------
 
-    async def health(self, request: Request) -> Response:
-        return Response(status_code=200 if self.rt.healthy else 503)
+    def health(self, req: Request) -> None:
+        req.respond(200 if self.rt.healthy else 503, b"content-length: 0\r\n")
 
-    async def metrics(self, request: Request) -> Response:
+    def metrics(self, req: Request) -> None:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        return Response(generate_latest(self.rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(self.rt.metrics.registry)
+        headers = b"content-length: %d\r\ncontent-type: %b\r\n" % (
+            len(body),
+            CONTENT_TYPE_LATEST.encode(),
+        )
+        req.respond(200, headers, body)
 
-    async def version(self, request: Request) -> Response:
-        return Response(_dumps({"version": f"{__version__}+gameday.sim"}), media_type=_JSON)
+    def version(self, req: Request) -> None:
+        body = _dumps({"version": f"{__version__}+gameday.sim"})
+        req.respond(200, _STARLETTE_JSON_HEADERS % len(body), body)
 
-    async def models(self, request: Request) -> Response:
+    def models(self, req: Request) -> None:
         rt = self.rt
         problem = rt.unavailable()
         if problem is not None:
-            return self.error(*problem)
+            self.send_error(req, *problem, headers=_STARLETTE_JSON_HEADERS)
+            return
         root = str(rt.model.path) if rt.model is not None and rt.model.path else rt.model_name
         card = {
             "id": rt.model_name,
@@ -161,37 +197,49 @@ class _Api:
             "max_model_len": rt.max_model_len,
             "permission": [],
         }
-        return Response(_dumps({"object": "list", "data": [card]}), media_type=_JSON)
+        body = _dumps({"object": "list", "data": [card]})
+        req.respond(200, _STARLETTE_JSON_HEADERS % len(body), body)
 
-    # -- inference (lean ASGI path) ---------------------------------------------
+    # -- inference ---------------------------------------------------------------
 
-    async def generate(self, receive: Receive, send: Send, *, chat: bool) -> int:
-        """Serve one inference request; the HTTP status it answered."""
+    def chat(self, req: Request) -> None:
+        self.generate(req, chat=True)
+
+    def completions(self, req: Request) -> None:
+        self.generate(req, chat=False)
+
+    def generate(self, req: Request, *, chat: bool) -> None:
+        """Validate an inference request and hand it to the engine, which answers it."""
         rt = self.rt
-        raw = await _read_body(receive)
-        if raw is None:
-            return 499  # the client left before sending its body
         try:
-            payload = json.loads(raw)
-        except ValueError as exc:
-            return await self.send_error(send, 400, "BadRequestError", f"JSON decode error: {exc}")
+            # Decoding first skips json's encoding detection (Python code, per request)...
+            payload = json.loads(req.body.decode())
+        except ValueError:
+            try:
+                # ...which still decides for anything but plain UTF-8, and words the error.
+                payload = json.loads(req.body)
+            except ValueError as exc:
+                self.send_error(req, 400, "BadRequestError", f"JSON decode error: {exc}")
+                return
         if not isinstance(payload, dict):
-            return await self.send_error(
-                send, 400, "BadRequestError", "The request body must be a JSON object."
-            )
+            self.send_error(req, 400, "BadRequestError", "The request body must be a JSON object.")
+            return
         problem = rt.unavailable()
         engine = rt.engine
         if problem is not None or engine is None:
-            return await self.send_error(send, *(problem or _NOT_READY))
+            self.send_error(req, *(problem or _NOT_READY))
+            return
         model = payload.get("model") or rt.model_name
         if model != rt.model_name:
-            return await self.send_error(
-                send, 404, "NotFoundError", f"The model `{model}` does not exist.", "model"
+            self.send_error(
+                req, 404, "NotFoundError", f"The model `{model}` does not exist.", "model"
             )
+            return
         try:
-            job = self._parse(payload, chat=chat, model=model)
+            job = self._parse(payload, chat=chat, model=self.model_json(rt.model_name))
         except _BadRequest as exc:
-            return await self.send_error(send, 400, "BadRequestError", str(exc), exc.param)
+            self.send_error(req, 400, "BadRequestError", str(exc), exc.param)
+            return
 
         seq = Sequence(
             # vLLM's ids are random too; getrandbits avoids uuid4's syscall.
@@ -202,23 +250,10 @@ class _Api:
             arrival_time=time.monotonic(),
             stream=job.stream,
         )
-        if job.stream:
-            await _Stream(self, seq, job, send).run(receive)
-            return 200
-        done = self.loop.create_future()
-        seq.listener = _resolver(done)
-        engine.add(seq)
-        await self.wait(seq, done, receive)
-        if seq.finish_reason == "abort":
-            # Aborted by a shutdown or a dead engine (say so), or for a client that has gone.
-            problem = rt.unavailable()
-            if problem is not None:
-                return await self.send_error(send, *problem)
-            return 499  # nginx's code for it; there is nobody to send it to
-        await _send_json(send, 200, self._full_body(seq, job))
-        return 200
+        answer = _Stream(self, req, seq, job) if job.stream else _Completion(self, req, seq, job)
+        answer.start()
 
-    def _parse(self, payload: dict[str, Any], *, chat: bool, model: str) -> _Job:
+    def _parse(self, payload: dict[str, Any], *, chat: bool, model: bytes) -> _Job:
         if chat:
             messages = payload.get("messages")
             if not isinstance(messages, list) or not messages:
@@ -283,292 +318,186 @@ class _Api:
             include_usage=include_usage,
         )
 
-    async def wait(self, seq: Sequence, done: asyncio.Future[None], receive: Receive) -> None:
-        """Until ``done``; a client that disconnects meanwhile aborts ``seq``, as in vLLM.
 
-        Watching for the disconnect costs a task per request, so it starts only once a
-        request has lasted ``_WATCH_AFTER_S``: a client gone earlier is noticed then.
-        """
-        loop = self.loop
-        watcher: asyncio.Task[None] | None = None
+class _Answer:
+    """What answers one inference request as its sequence progresses in the engine."""
 
-        def watch() -> None:
-            nonlocal watcher
-            watcher = loop.create_task(self._abort_on_disconnect(seq, receive))
+    __slots__ = ("api", "job", "req", "seq")
 
-        timer = loop.call_later(_WATCH_AFTER_S, watch)
-        try:
-            await done
-        finally:
-            timer.cancel()
-            if watcher is not None:
-                watcher.cancel()
-            if not seq.finished and self.rt.engine is not None:
-                self.rt.engine.abort(seq)
-
-    async def _abort_on_disconnect(self, seq: Sequence, receive: Receive) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                if not seq.finished and self.rt.engine is not None:
-                    self.rt.engine.abort(seq)
-                return
-
-    @staticmethod
-    def _full_body(seq: Sequence, job: _Job) -> bytes:
-        """The non-streaming response, as vLLM shapes it (built as text: json.dumps of the
-        nested dict costs more than the rest of the request)."""
-        n = seq.output_tokens
-        text = json.dumps(token_text(job.seed, 0, n))
-        model = json.dumps(job.model)
-        p = job.prompt_tokens
-        usage = (
-            f'"usage":{{"prompt_tokens":{p},"total_tokens":{p + n},"completion_tokens":{n},'
-            '"prompt_tokens_details":null}'
-        )
-        ending = f'"logprobs":null,"finish_reason":"{seq.finish_reason}","stop_reason":null'
-        if job.chat:
-            choice = (
-                f'"message":{{"role":"assistant","content":{text},"reasoning_content":null,'
-                f'"tool_calls":[]}},{ending}'
-            )
-            obj = "chat.completion"
-        else:
-            choice = f'"text":{text},{ending},"prompt_logprobs":null'
-            obj = "text_completion"
-        return (
-            f'{{"id":"{seq.request_id}","object":"{obj}","created":{int(time.time())},'
-            f'"model":{model},"choices":[{{"index":0,{choice}}}],{usage},"prompt_logprobs":null}}'
-        ).encode()
-
-
-class _Stream:
-    """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``.
-
-    The engine calls :meth:`on_progress` after each step, and the new tokens are written
-    right there: no task wakes up per token. ``send`` is driven eagerly, which completes
-    at once unless the server applies flow control to a slow reader; then the write is
-    finished in a task and the tokens produced meanwhile go out after it, in one chunk,
-    as vLLM merges deltas for a reader that lags.
-    """
-
-    def __init__(self, api: _Api, seq: Sequence, job: _Job, send: Send) -> None:
+    def __init__(self, api: SimApi, req: Request, seq: Sequence, job: _Job) -> None:
         self.api = api
+        self.req = req
         self.seq = seq
         self.job = job
-        self.send = send
-        self.sent = 0
-        # A write is being finished in a task; the next one waits for it.
-        self.busy = False
-        self.closed = False
-        self.done: asyncio.Future[None] | None = None
-        self._writer: asyncio.Task[None] | None = None
-        head = {
-            "id": seq.request_id,
-            "object": "chat.completion.chunk" if job.chat else "text_completion",
-            "created": int(time.time()),
-            "model": job.model,
-        }
-        # Every chunk is  prefix + <json string> + middle + <finish_reason> + suffix.
-        start = _dumps(head)[:-1] + b',"choices":[{"index":0,'
-        self._prefix = b"data: " + start + (b'"delta":{"content":' if job.chat else b'"text":')
-        self._middle = b"}," if job.chat else b","
-        self._head = head
 
-    def _chunk(self, text: str, finish_reason: str | None) -> bytes:
-        reason = b"null" if finish_reason is None else b'"' + finish_reason.encode() + b'"'
-        tail = b',"stop_reason":null' if finish_reason is not None else b""
-        return (
-            self._prefix
-            + json.dumps(text).encode()
-            + self._middle
-            + b'"logprobs":null,"finish_reason":'
-            + reason
-            + tail
-            + b"}]}\n\n"
-        )
+    def start(self) -> None:
+        raise NotImplementedError
 
-    def _closing(self) -> bytes:
-        out = b""
-        if self.job.include_usage:
-            n = self.seq.output_tokens
-            usage = {
-                "prompt_tokens": self.job.prompt_tokens,
-                "total_tokens": self.job.prompt_tokens + n,
-                "completion_tokens": n,
-            }
-            out += b"data: " + _dumps({**self._head, "choices": [], "usage": usage}) + b"\n\n"
-        return out + _DONE
+    def on_disconnect(self) -> None:
+        """The client has gone: abort the sequence (its KV blocks are freed), as vLLM does."""
+        engine = self.api.rt.engine
+        if engine is not None:
+            engine.abort(self.seq)
 
-    async def run(self, receive: Receive) -> None:
-        seq, api = self.seq, self.api
-        engine = api.rt.engine
+    def let_go(self) -> None:
+        """Drop the sequence's reference to this answer, once finished: the two would
+        otherwise make a reference cycle per request, left for the cyclic GC (whose
+        collections then took up to a second under load)."""
+        self.seq.listener = None
+
+    def on_aborted(self) -> bool:
+        """Answer an aborted sequence; False if it was not aborted."""
+        if self.seq.finish_reason != "abort":
+            return False
+        req = self.req
+        if req.status:
+            req.end_stream()  # the client is gone, or the server is stopping: end the stream
+            return True
+        # Aborted by a shutdown or a dead engine (say so), or for a client that has gone.
+        problem = self.api.rt.unavailable()
+        if problem is not None:
+            self.api.send_error(req, *problem)
+        else:
+            req.abandon(499)  # nginx's code for it; there is nobody to send it to
+        return True
+
+
+class _Completion(_Answer):
+    """A whole response, written when the sequence finishes."""
+
+    __slots__ = ()
+
+    def start(self) -> None:
+        engine = self.api.rt.engine
         assert engine is not None  # checked by the caller
-        done = self.done = api.loop.create_future()
-        engine.add(seq)
-        await self.send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-        if self.job.chat:
-            role = _dumps({**self._head, "choices": [
-                {"index": 0, "delta": {"role": "assistant", "content": ""},
-                 "logprobs": None, "finish_reason": None}
-            ]})  # fmt: skip
-            await self.send(
-                {
-                    "type": "http.response.body",
-                    "body": b"data: " + role + b"\n\n",
-                    "more_body": True,
-                }
-            )
-        # From here on the engine drives the writes; catch up with what came meanwhile.
-        seq.listener = self.on_progress
-        self.on_progress(seq)
-        await api.wait(seq, done, receive)
+        self.seq.listener = self.on_progress
+        self.req.on_disconnect = self.on_disconnect
+        engine.add(self.seq)
 
     def on_progress(self, seq: Sequence) -> None:
-        if not self.busy and not self.closed:
-            self._write()
+        if seq.status is not SeqStatus.FINISHED:
+            return
+        self.let_go()
+        try:
+            if self.on_aborted():
+                return
+            job = self.job
+            n = seq.output_tokens
+            p = job.prompt_tokens
+            body = (_CHAT_BODY if job.chat else _COMPLETION_BODY) % (
+                seq.request_id.encode(),
+                int(time.time()),
+                job.model,
+                token_json(job.seed, 0, n),
+                (seq.finish_reason or "stop").encode(),
+                p,
+                p + n,
+                n,
+            )
+            self.req.respond(200, _JSON_HEADERS % len(body), body)
+        except BaseException:
+            self.req.fail()
+            raise
 
-    def _write(self) -> None:
-        seq = self.seq
-        final = seq.finished
-        if seq.finish_reason == "abort":
-            # The client is gone, or the server is stopping: end the response.
-            body = b""
-        else:
+
+class _Stream(_Answer):
+    """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``.
+
+    The engine calls :meth:`on_progress` after each step it flushes streams in, and the
+    new tokens are written there and then, as one chunk. A client that reads slower than
+    the tokens come makes the connection push back; its tokens then wait and go out
+    merged in one chunk when it catches up, as vLLM merges deltas for a reader that lags.
+    """
+
+    __slots__ = ("_head", "_open_tail", "_prefix", "_size", "sent")
+
+    def __init__(self, api: SimApi, req: Request, seq: Sequence, job: _Job) -> None:
+        super().__init__(api, req, seq, job)
+        self.sent = 0
+        obj = b"chat.completion.chunk" if job.chat else b"text_completion"
+        # '{"id":...,"object":...,"created":...,"model":...' of every chunk
+        self._head = b'{"id":"%b","object":"%b","created":%d,"model":%b' % (
+            seq.request_id.encode(),
+            obj,
+            int(time.time()),
+            job.model,
+        )
+        # Every chunk is  prefix + <JSON string> + tail.
+        self._prefix = (
+            b"data: "
+            + self._head
+            + b',"choices":[{"index":0,'
+            + (b'"delta":{"content":' if job.chat else b'"text":')
+        )
+        self._open_tail = (
+            b"}," if job.chat else b","
+        ) + b'"logprobs":null,"finish_reason":null}]}\n\n'
+        self._size = len(self._prefix) + len(self._open_tail)
+
+    def start(self) -> None:
+        engine = self.api.rt.engine
+        assert engine is not None  # checked by the caller
+        req, seq = self.req, self.seq
+        req.on_disconnect = self.on_disconnect
+        req.on_writable = self.on_writable
+        engine.add(seq)
+        role = b""
+        if self.job.chat:
+            role = (
+                b"data: " + self._head + b',"choices":[{"index":0,"delta":{"role":"assistant",'
+                b'"content":""},"logprobs":null,"finish_reason":null}]}\n\n'
+            )
+        req.start_stream(200, _SSE_HEADERS, role)
+        seq.listener = self.on_progress
+
+    def on_writable(self) -> None:
+        self.on_progress(self.seq)
+
+    def on_progress(self, seq: Sequence) -> None:
+        req = self.req
+        try:
+            if seq.status is SeqStatus.FINISHED:
+                self.let_go()
+                if not req.done and not self.on_aborted():
+                    text = token_json(self.job.seed, self.sent, seq.output_tokens)
+                    req.end_stream(self._last(text))
+                return
+            conn = req.conn
+            if conn.write_paused or conn.closed:
+                return  # on_writable catches up; or nobody is left to read
             produced = seq.output_tokens
-            if final:
-                body = self._chunk(
-                    token_text(self.job.seed, self.sent, produced), seq.finish_reason
+            sent = self.sent
+            if produced > sent:
+                # Runs for every stream at every step: the chunk is framed in one go and
+                # written straight to the transport.
+                text = token_json(self.job.seed, sent, produced)
+                self.sent = produced
+                conn.transport.write(
+                    b"%x\r\n%b%b%b\r\n"
+                    % (self._size + len(text), self._prefix, text, self._open_tail)
                 )
-                body += self._closing()
-            elif produced > self.sent:
-                body = self._chunk(token_text(self.job.seed, self.sent, produced), None)
-            else:
-                return
-            self.sent = produced
-        self.closed = final
-        pending = self.send({"type": "http.response.body", "body": body, "more_body": not final})
-        steps = pending.__await__()
-        try:
-            blocker = steps.send(None)
-        except StopIteration:
-            if final:
-                self._end(None)
-            return
-        except Exception as exc:
-            self._end(exc)
-            return
-        self.busy = True
-        # Kept: the loop holds tasks only weakly.
-        self._writer = self.api.loop.create_task(self._finish_write(steps, blocker))
+        except BaseException:
+            req.fail()
+            raise
 
-    async def _finish_write(self, steps: Generator[Any, None, None], blocker: Any) -> None:
-        # Drive the rest of ``send`` as a task would: wait for what it waits on, resume it.
-        try:
-            while True:
-                if blocker is None:
-                    await asyncio.sleep(0)
-                else:
-                    await blocker
-                try:
-                    blocker = steps.send(None)
-                except StopIteration:
-                    break
-        except Exception as exc:
-            self._end(exc)
-            return
-        self.busy = False
-        if self.closed:
-            self._end(None)
-        else:
-            self._write()
-
-    def _end(self, error: BaseException | None) -> None:
-        self.closed = True
-        done = self.done
-        if done is not None and not done.done():
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
-
-
-def _resolver(done: asyncio.Future[None]) -> Callable[[Sequence], None]:
-    """A listener that resolves ``done`` when its sequence finishes."""
-
-    def resolve(seq: Sequence) -> None:
-        if seq.finished and not done.done():
-            done.set_result(None)
-
-    return resolve
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body; None if the client disconnected first."""
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk: bytes = message.get("body", b"")
-        body += chunk
-        if not message.get("more_body", False):
-            return body
-
-
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    headers = [_JSON_TYPE, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-_NOT_READY = (503, "ServiceUnavailableError", "The server is not ready.")
-
-_INFERENCE = {"/v1/chat/completions": True, "/v1/completions": False}
-_ROUTES: tuple[tuple[str, str, str], ...] = (
-    ("/health", "GET", "health"),
-    ("/metrics", "GET", "metrics"),
-    ("/version", "GET", "version"),
-    ("/v1/models", "GET", "models"),
-)
-
-
-class SimApp:
-    """The ASGI app uvicorn runs: inference on the lean path, the rest on FastAPI."""
-
-    def __init__(self, runtime: SimRuntime) -> None:
-        """Build the app; call it in the event loop that will serve it."""
-        from fastapi import FastAPI
-
-        self.api = _Api(runtime, asyncio.get_running_loop())
-        self.stats = runtime.metrics.http
-        app = FastAPI(
-            title="gameday sim (vLLM-compatible)",
-            version=__version__,
-            docs_url=None,
-            redoc_url=None,
-            openapi_url=None,
+    def _last(self, text: bytes) -> bytes:
+        """The final chunk (with the finish reason), usage if asked for, and [DONE], framed."""
+        seq, job = self.seq, self.job
+        reason = (seq.finish_reason or "stop").encode()
+        body = (
+            self._prefix
+            + text
+            + (b"}," if job.chat else b",")
+            + b'"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n' % reason
         )
-        for path, method, name in _ROUTES:
-            app.add_route(path, getattr(self.api, name), methods=[method], include_in_schema=False)
-        app.add_middleware(
-            HttpMetricsMiddleware,
-            metrics=runtime.metrics,
-            handlers=frozenset([*_INFERENCE, *(path for path, _, _ in _ROUTES)]),
-        )
-        self.fastapi = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path = scope["path"]
-            chat = _INFERENCE.get(path)
-            if chat is not None:
-                started = time.perf_counter()
-                # An exception escapes to uvicorn, which answers 500; it is counted as such.
-                status = 500
-                try:
-                    status = await self.api.generate(receive, send, chat=chat)
-                finally:
-                    self.stats.observe(path, "POST", status, time.perf_counter() - started)
-                return
-        await self.fastapi(scope, receive, send)
+        if job.include_usage:
+            n = seq.output_tokens
+            p = job.prompt_tokens
+            body += (
+                b"data: "
+                + self._head
+                + b',"choices":[],"usage":{"prompt_tokens":%d,"total_tokens":%d,'
+                b'"completion_tokens":%d}}\n\n' % (p, p + n, n)
+            )
+        body += _DONE
+        return b"%x\r\n%b\r\n" % (len(body), body)

@@ -1,6 +1,6 @@
 """``gameday sim``: the vLLM-compatible inference simulator's commands.
 
-Heavy imports (FastAPI, uvicorn, prometheus_client) happen inside the commands, so
+Heavy imports (httptools, uvloop, prometheus_client) happen inside the commands, so
 ``gameday --help`` stays fast.
 """
 

@@ -13,12 +13,15 @@ import time
 
 from gameday.sim.logs import logger
 from gameday.sim.metrics import Metrics
-from gameday.sim.scheduler import Scheduler, Sequence
+from gameday.sim.scheduler import Scheduler, Sequence, StepPlan
 
 __all__ = ["Engine"]
 
 # vLLM logs engine throughput every 10 s while there is traffic (VLLM_LOG_STATS_INTERVAL).
 _STATS_INTERVAL = 10.0
+# How many steps late the engine may run before it stops catching up: then the server's
+# CPU, not the simulated GPU, is what limits it.
+_MAX_LAG_STEPS = 8
 # vLLM V0 warned on the first preemption and on every 50th after it.
 _PREEMPTION_WARN_EVERY = 50
 
@@ -36,6 +39,7 @@ class Engine:
         self.metrics = metrics
         self._decode_s = decode_ms_per_token / 1000.0
         self._prefill_s = prefill_ms_per_token / 1000.0
+        self._max_lag_s = self._decode_s * _MAX_LAG_STEPS
         self._wakeup: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.error: BaseException | None = None
@@ -83,33 +87,52 @@ class Engine:
         finally:
             self._wakeup = None
 
+    def _schedule(self, now: float) -> StepPlan | None:
+        """The next step, starting ``now``; None when nothing can run."""
+        scheduler = self.scheduler
+        if not scheduler.has_work:
+            return None
+        plan = scheduler.schedule(now)
+        return plan if scheduler.running else None
+
     async def _run(self) -> None:
         scheduler, metrics = self.scheduler, self.metrics
         next_warning = 1
         next_flush = 0.0
+        plan: StepPlan | None = None
         while True:
-            if not scheduler.has_work:
-                await self._idle()
-                continue
-            started = time.monotonic()
-            plan = scheduler.schedule(started)
-            if not scheduler.running:
-                await self._idle()
-                continue
+            if plan is None:
+                plan = self._schedule(time.monotonic())
+                if plan is None:
+                    await self._idle()
+                    continue
             # The step ends at a deadline, so the time the server spends meanwhile (HTTP,
-            # this bookkeeping) is part of the step, as the GPU works while the CPU does.
-            # Sleeping 0 still yields, so HTTP handling goes on between late steps.
-            deadline = started + self._decode_s + self._prefill_s * plan.prefill_tokens
+            # the last step's answers) is part of the step, as the GPU works while the CPU
+            # does. Sleeping 0 still yields, so HTTP handling goes on between late steps.
+            deadline = plan.started + self._decode_s + self._prefill_s * plan.prefill_tokens
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
             now = time.monotonic()
             result = scheduler.finish_step(plan, now)
             metrics.record_step(result)
+            # The next step starts when this one ended, as on a GPU (vLLM's engine core
+            # steps on while its API server is busy): neither the loop waking up late nor
+            # writing this step's tokens (below, overlapping the next step) lengthens the
+            # simulated steps; late steps follow each other at once until back on time.
+            # Only a server more than a few steps behind (saturated) starts afresh from now.
+            on_time = now - deadline < self._max_lag_s
+            plan = self._schedule(deadline if on_time else now)
             for seq in result.finished:
                 _notify(seq)
             if scheduler.streaming and now >= next_flush:
                 # A copy: a listener may abort its sequence (client gone), changing the dict.
+                # _notify inlined: this runs for every stream at every step.
                 for seq in list(scheduler.streaming):
-                    _notify(seq)
+                    listener = seq.listener
+                    if listener is not None:
+                        try:
+                            listener(seq)
+                        except Exception:
+                            logger.exception("Error in the listener of request %s", seq.request_id)
                 # Writing streams takes at most half the time: when a pass is longer than
                 # what separates steps, the next steps skip it and their tokens go out
                 # merged in one chunk, as vLLM merges deltas for a consumer that lags.
@@ -119,12 +142,13 @@ class Engine:
                 next_warning = (
                     scheduler.num_preemptions // _PREEMPTION_WARN_EVERY + 1
                 ) * _PREEMPTION_WARN_EVERY + 1
+                preempted = plan.preempted if plan is not None else []
                 logger.warning(
                     "Sequence group %s is preempted by PreemptionMode.RECOMPUTE mode because "
                     "there is not enough KV cache space. This can affect the end-to-end "
                     "performance. Increase gpu_memory_utilization or tensor_parallel_size to "
                     "provide more KV cache memory. total_num_cumulative_preemption=%d",
-                    plan.preempted[-1].request_id if plan.preempted else "-",
+                    preempted[-1].request_id if preempted else "-",
                     scheduler.num_preemptions,
                 )
 

@@ -13,8 +13,8 @@ import traceback
 __all__ = ["exception_line", "logger", "server_logger", "setup_logging"]
 
 logger = logging.getLogger("gameday.sim")
-# Lines that uvicorn writes in a real vLLM (startup complete, shutdown); we write them
-# ourselves because our server starts before the model is loaded.
+# Lines that uvicorn writes in a real vLLM (startup complete, shutdown, invalid requests);
+# the simulator's own HTTP server writes them in uvicorn's format.
 server_logger = logging.getLogger("gameday.sim.server")
 
 

@@ -7,12 +7,12 @@ reads the gauges (running, waiting, KV usage) straight from the scheduler at tha
 ``http_requests_total{handler,method,status}`` mirrors what vLLM exposes through
 prometheus-fastapi-instrumentator (status grouped as ``2xx``/``4xx``/``5xx``; ``/metrics``
 and ``/health`` excluded, untemplated paths as ``handler="none"``); the bundled alert rules
-compute the inference error ratio from it, so every response is counted, 5xx included.
+compute the inference error ratio from it, so every response is counted, 5xx included (the
+HTTP server, :mod:`gameday.sim.protocol`, reports each one to :class:`HttpStats`).
 """
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,11 +30,9 @@ from gameday import __version__
 from gameday.sim.options import Flavor
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
     from gameday.sim.scheduler import Scheduler, Sequence, StepResult
 
-__all__ = ["VLLM_TTFT_BUCKETS", "HttpMetricsMiddleware", "Metrics"]
+__all__ = ["EXCLUDED_HANDLERS", "VLLM_TTFT_BUCKETS", "HttpStats", "Metrics"]
 
 # vLLM v1 (vllm/v1/metrics/loggers.py)
 VLLM_TTFT_BUCKETS = (
@@ -64,7 +62,7 @@ SGLANG_E2E_BUCKETS = (
 HTTP_DURATION_BUCKETS = (0.1, 0.5, 1.0)
 
 # vLLM's instrumentator leaves these out of http_requests_total.
-_EXCLUDED_HANDLERS = frozenset({"/metrics", "/health", "/load", "/ping", "/version"})
+EXCLUDED_HANDLERS = frozenset({"/metrics", "/health", "/load", "/ping", "/version"})
 
 
 def _one_two_five(max_value: int) -> tuple[float, ...]:
@@ -109,14 +107,22 @@ class Histogram:
         family.add_metric(labels, buckets, self.total)
 
 
+# Status classes as labels, without formatting one per response.
+_STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
+
+
 @dataclass
-class _HttpStats:
+class HttpStats:
+    """``http_requests_total`` and ``http_request_duration_seconds``, by handler and method."""
+
     requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
     durations: dict[tuple[str, str], Histogram] = field(default_factory=dict)
 
     def observe(self, handler: str, method: str, status: int, seconds: float) -> None:
-        key = (handler, method, f"{status // 100}xx")
-        self.requests[key] = self.requests.get(key, 0) + 1
+        """Count one response (``status`` 499: the client left before it)."""
+        key = (handler, method, _STATUS_CLASS.get(status // 100) or f"{status // 100}xx")
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
         hist = self.durations.get((handler, method))
         if hist is None:
             hist = self.durations[(handler, method)] = Histogram(HTTP_DURATION_BUCKETS)
@@ -141,7 +147,7 @@ class Metrics:
         self.ready = False
         self.gen_throughput = 0.0
 
-        self.http = _HttpStats()
+        self.http = HttpStats()
         self.prompt_tokens = 0
         self.generation_tokens = 0
         self.finished = {"stop": 0, "length": 0, "abort": 0}
@@ -440,39 +446,3 @@ class Metrics:
             )
             up.add_metric([self.upstream], 1 if self.upstream_up else 0)
             yield up
-
-
-class HttpMetricsMiddleware:
-    """Counts every HTTP response by handler, method and status class, even unhandled errors."""
-
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, handlers: frozenset[str]) -> None:
-        self.app = app
-        self.stats = metrics.http
-        self.handlers = handlers
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or path in _EXCLUDED_HANDLERS:
-            await self.app(scope, receive, send)
-            return
-        handler = path if path in self.handlers else "none"
-        status = 0
-        started = time.perf_counter()
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        except BaseException:
-            # The server turns an unhandled error into a 500 after we return.
-            if status == 0:
-                status = 500
-            raise
-        finally:
-            self.stats.observe(
-                handler, scope["method"], status or 500, time.perf_counter() - started
-            )

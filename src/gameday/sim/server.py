@@ -2,20 +2,22 @@
 
 vLLM binds its listening socket before it initialises the engine, so a busy port fails in
 a second with ``OSError: [Errno 98] Address already in use`` instead of after a long model
-load. The simulator does the same, then runs uvicorn on that socket (``/health`` answers
-503 until the model is loaded) and shuts down gracefully on SIGTERM or SIGINT (exit 0).
+load. The simulator does the same, then serves HTTP on that socket (its own lean server,
+:mod:`gameday.sim.protocol`; ``/health`` answers 503 until the model is loaded) and shuts
+down gracefully on SIGTERM or SIGINT (exit 0): new connections are refused, the requests
+in flight are ended (aborted, as vLLM does) and their responses written, for at most
+5 s; a second signal drops them at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 
 from gameday import __version__
 from gameday.sim.logs import exception_line, logger, server_logger, setup_logging
@@ -71,62 +73,45 @@ def serve(opts: SimOptions) -> int:
 
 
 async def _serve(opts: SimOptions, sock: socket.socket) -> int:
-    import uvicorn
-
-    from gameday.sim.api import SimApp
+    from gameday.sim.api import SimApi
+    from gameday.sim.protocol import HttpServer
     from gameday.sim.runtime import SimRuntime
 
-    class _Server(uvicorn.Server):
-        # uvicorn would re-raise the signal after shutdown, so the exit code would be the
-        # signal's; we handle SIGTERM/SIGINT ourselves and exit 0.
-        @contextlib.contextmanager
-        def capture_signals(self) -> Generator[None, None, None]:
-            yield
-
     runtime = SimRuntime(opts)
-    app = SimApp(runtime)
-    # Every request allocates a few container objects (task, future, dicts); with the
-    # default thresholds the cyclic GC ran often and, at full collections, walked every
-    # module object. Freeze what startup created and collect less often.
+    api = SimApi(runtime)
+    server = HttpServer(api.router, runtime.metrics.http)
+    # Every request allocates a few container objects; with the default thresholds the
+    # cyclic GC ran often and, at full collections, walked every module object. Freeze
+    # what startup created and collect less often.
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        # No proxy in front of the simulator; the header rewriting would cost per request.
-        proxy_headers=False,
-        log_config=None,
-        access_log=False,
-        ws="none",
-        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
-    )
-    server = _Server(config)
     loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
 
     def stop(signum: int) -> None:
-        if server.should_exit:
-            server.force_exit = True
+        if stopping.is_set():
+            # A second signal: do not wait for the responses in flight.
+            server.abort_all()
             return
         server_logger.info("Shutting down (%s)", signal.Signals(signum).name)
         runtime.begin_shutdown()
-        server.should_exit = True
+        stopping.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop, signum)
 
-    def fatal() -> None:
-        server.should_exit = True
-
-    runtime.on_fatal = fatal
+    runtime.on_fatal = stopping.set
     host, port = sock.getsockname()[:2]
     pid = os.getpid()
+    await server.start(sock)
     server_logger.info("Started server process [%d]", pid)
     server_logger.info("Waiting for application startup.")
     init = loop.create_task(runtime.initialise((host, port)))
     try:
-        await server.serve(sockets=[sock])
+        await stopping.wait()
     finally:
+        await server.shutdown(_GRACEFUL_SHUTDOWN_S)
         server_logger.info("Waiting for application shutdown.")
         await runtime.close(init)
         server_logger.info("Application shutdown complete.")

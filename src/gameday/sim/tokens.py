@@ -14,6 +14,7 @@ __all__ = [
     "count_prompt_tokens",
     "natural_length",
     "prompt_seed",
+    "token_json",
     "token_text",
 ]
 
@@ -72,6 +73,25 @@ _WORDS = (
 # Each token after the first carries its leading space, as BPE tokens do.
 _VOCAB = _WORDS
 _SPACED = tuple(" " + w for w in _WORDS)
+# The same as JSON string literals, for responses built as bytes: plain lowercase words
+# need no escaping.
+_VOCAB_JSON = tuple(f'"{w}"'.encode() for w in _VOCAB)
+_SPACED_JSON = tuple(f'" {w}"'.encode() for w in _VOCAB)
+# Token i is word (seed + 7 i) mod 50, so the words from any token on only depend on where
+# that token falls in a cycle of 50: each cycle's text is made once, and any stretch of
+# an answer is slices of it (a long answer costs no more to write than a short one).
+_STEP = 7
+_RUNS = tuple(
+    b"".join(b" " + _VOCAB[(k + _STEP * j) % len(_VOCAB)].encode() for j in range(len(_VOCAB)))
+    for k in range(len(_VOCAB))
+)
+_ENDS = tuple(
+    tuple(
+        sum(1 + len(_VOCAB[(k + _STEP * j) % len(_VOCAB)]) for j in range(i))
+        for i in range(len(_VOCAB) + 1)
+    )
+    for k in range(len(_VOCAB))
+)
 
 # Natural answer lengths (where the simulated model would emit EOS) without max_tokens.
 _MIN_NATURAL = 16
@@ -127,5 +147,24 @@ def natural_length(seed: int) -> int:
 def token_text(seed: int, start: int, stop: int) -> str:
     """The text of output tokens ``start..stop-1`` of the answer seeded by ``seed``."""
     n = len(_VOCAB)
-    pieces = [(_VOCAB if i == 0 else _SPACED)[(seed + i * 7) % n] for i in range(start, stop)]
+    pieces = [(_VOCAB if i == 0 else _SPACED)[(seed + i * _STEP) % n] for i in range(start, stop)]
     return "".join(pieces)
+
+
+def token_json(seed: int, start: int, stop: int) -> bytes:
+    """``token_text(seed, start, stop)`` as a JSON string literal, in UTF-8."""
+    length = stop - start
+    if length <= 0:
+        return b'""'
+    n = len(_VOCAB)
+    k = (seed + start * _STEP) % n
+    if length == 1:
+        # One token per streamed chunk is the common case: no new object at all.
+        return (_VOCAB_JSON if start == 0 else _SPACED_JSON)[k]
+    run = _RUNS[k]
+    cycles, rest = divmod(length, n)
+    text = run[: _ENDS[k][rest]]
+    if cycles:
+        text = run * cycles + text
+    # The first token of an answer has no leading space.
+    return b'"' + (text[1:] if start == 0 else text) + b'"'

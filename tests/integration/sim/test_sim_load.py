@@ -96,3 +96,28 @@ def test_a_client_that_disconnects_mid_stream_aborts_its_request(start_sim: Star
     )
     assert sim.value("vllm:num_requests_running") == 0
     assert sim.value("vllm:kv_cache_usage_perc") == 0
+
+
+def test_a_client_that_disconnects_while_waiting_aborts_its_request(start_sim: StartSim) -> None:
+    sim = start_sim("--decode-ms-per-token", "10")
+    body = b'{"messages":[{"role":"user","content":"wait"}],"max_tokens":1000,"ignore_eos":true}'
+    with socket.create_connection(("127.0.0.1", sim.port)) as conn:
+        conn.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: sim\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        wait_until(lambda: sim.value("vllm:num_requests_running") == 1, 5, "the request to run")
+    # Noticed at once, not when the 10 s answer would have been written.
+    wait_until(
+        lambda: (
+            sim.value("vllm:request_success", "vllm:request_success_total", finished_reason="abort")
+            == 1
+        ),
+        2,
+        "the request to be aborted",
+    )
+    assert sim.value("vllm:kv_cache_usage_perc") == 0
+    handler = "/v1/chat/completions"
+    assert sim.value("http_requests", "http_requests_total", handler=handler, status="4xx") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 
 import httpx
 import pytest
@@ -218,3 +219,24 @@ def test_sigterm_is_a_graceful_exit_0(sim: Sim) -> None:
     assert sim.wait_exit() == 0
     log = sim.log()
     assert "Shutting down (SIGTERM)" in log and "Application shutdown complete." in log
+
+
+def test_pipelined_requests_in_pieces_are_answered_in_order(sim: Sim) -> None:
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).encode()
+    chat = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: sim\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+    )
+    data = chat + b"GET /health HTTP/1.1\r\nHost: sim\r\n\r\n" + chat
+    with socket.create_connection(("127.0.0.1", sim.port)) as conn:
+        for i in range(0, len(data), 7):  # in small pieces, split anywhere
+            conn.sendall(data[i : i + 7])
+        conn.settimeout(10)
+        received = b""
+        while received.count(b"HTTP/1.1 ") < 3 or not received.endswith(b"}"):
+            received += conn.recv(65536)
+    assert received.count(b"HTTP/1.1 ") == received.count(b"HTTP/1.1 200 OK") == 3
+    first, second = (part for part in received.split(b"HTTP/1.1 200 OK")[1:] if b"{" in part)
+    assert json.loads(first.split(b"\r\n\r\n", 1)[1])["usage"]["completion_tokens"] == 2
+    assert json.loads(second.split(b"\r\n\r\n", 1)[1])["usage"]["completion_tokens"] == 2
+    assert received.index(b"content-length: 0") < received.rindex(b"chat.completion")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gameday.sim.metrics import VLLM_TTFT_BUCKETS, Histogram, HttpMetricsMiddleware, Metrics
+from gameday.sim.metrics import VLLM_TTFT_BUCKETS, Histogram, HttpStats, Metrics
 from gameday.sim.scheduler import Scheduler, Sequence
 
 
@@ -106,29 +104,13 @@ def test_histogram_buckets_are_cumulative() -> None:
     assert h.total == pytest.approx(8.55)
 
 
-def test_every_response_is_counted_by_status_class_even_a_crash() -> None:
-    m = Metrics(flavor="vllm", deprecated=False, model_name="tiny")
-
-    async def app(scope: dict[str, object], receive: object, send: object) -> None:
-        if scope["path"] == "/boom":
-            raise RuntimeError("boom")
-        await send({"type": "http.response.start", "status": 404, "headers": []})  # type: ignore[operator]
-
-    mw = HttpMetricsMiddleware(app, metrics=m, handlers=frozenset({"/v1/models", "/boom"}))  # type: ignore[arg-type]
-
-    async def call(path: str) -> None:
-        async def send(message: object) -> None:
-            return None
-
-        await mw({"type": "http", "path": path, "method": "GET"}, None, send)  # type: ignore[arg-type]
-
-    asyncio.run(call("/v1/models"))
-    asyncio.run(call("/nowhere"))
-    asyncio.run(call("/metrics"))  # excluded, as vLLM's instrumentator does
-    with pytest.raises(RuntimeError):
-        asyncio.run(call("/boom"))
-    assert m.http.requests == {
-        ("/v1/models", "GET", "4xx"): 1,
-        ("none", "GET", "4xx"): 1,
-        ("/boom", "GET", "5xx"): 1,
+def test_http_stats_group_statuses_by_class() -> None:
+    stats = HttpStats()
+    for status in (200, 201, 404, 499, 503):
+        stats.observe("/v1/completions", "POST", status, 0.2)
+    assert stats.requests == {
+        ("/v1/completions", "POST", "2xx"): 2,
+        ("/v1/completions", "POST", "4xx"): 2,
+        ("/v1/completions", "POST", "5xx"): 1,
     }
+    assert stats.durations[("/v1/completions", "POST")].counts == [0, 5, 0, 0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gameday.sim.tokens import (
@@ -9,6 +11,7 @@ from gameday.sim.tokens import (
     count_prompt_tokens,
     natural_length,
     prompt_seed,
+    token_json,
     token_text,
 )
 
@@ -52,3 +55,10 @@ def test_natural_length_stays_within_16_to_128() -> None:
     lengths = {natural_length(prompt_seed(str(i))) for i in range(2000)}
     assert min(lengths) >= 16 and max(lengths) <= 128
     assert len(lengths) > 50
+
+
+def test_token_json_is_the_text_as_a_json_string() -> None:
+    for seed in (0, 7, 49, 50, 123456789):
+        for start, stop in ((0, 0), (0, 1), (1, 2), (0, 32), (5, 57), (3, 260), (100, 101)):
+            expected = json.dumps(token_text(seed, start, stop)).encode()
+            assert token_json(seed, start, stop) == expected, (seed, start, stop)

@@ -1,0 +1,151 @@
+"""model-missing (ModelInferenceFailure): a weight file of the server's model is gone.
+
+The ModelInferenceFailure runbook's "Model Loading Failures" (30% of its cases): model
+not found, files missing from the model volume. One weight file (``file``, or the first
+shard ``manifest.json`` lists) is moved aside within the model directory and the server
+is restarted, as a rollout or a crash would: the model load opens the file and fails
+with the OS's own ``FileNotFoundError: [Errno 2] No such file or directory: '<path>'``,
+the process exits 1 and the supervisor keeps restarting it (CrashLoopBackOff) until
+the fault is reverted and the file is back, when the next restart loads the model.
+
+The undo record (move the file back) is in the journal before the file moves; the file
+stays on the same filesystem, so both moves are atomic renames and ``gameday cleanup``
+restores it after a crash of the harness. The model directory is the local target's
+``server.model`` (``{model_dir}`` in the server's command). The helpers here —
+choosing the weight file, the saved name — are shared with ``model-corrupt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path, PurePosixPath
+
+from pydantic import field_validator
+
+from gameday.engine.undo import RestoreFile
+from gameday.errors import InjectionError
+from gameday.injectors.base import Injector, faults
+from gameday.scenario.model import FaultSpec
+from gameday.targets.local.target import LocalTarget
+
+__all__ = [
+    "MANIFEST",
+    "ModelFileSpec",
+    "ModelMissing",
+    "ModelMissingSpec",
+    "model_dir_of",
+    "saved_path",
+    "weight_file",
+]
+
+MANIFEST = "manifest.json"
+
+
+class ModelFileSpec(FaultSpec):
+    """Parameters of the faults that act on one file of the server's model directory."""
+
+    file: str | None = None
+    """The weight file, relative to the model directory. Default: the first file that
+    ``manifest.json`` lists (else the first ``*.safetensors`` by name)."""
+    restart_server: bool = True
+    """Restart the server once the file is changed (the documented failure happens at
+    model load). False only changes the file for the next restart, whenever that comes."""
+
+    @field_validator("file")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = PurePosixPath(value)
+        if not value.strip() or path.is_absolute() or ".." in path.parts or value.endswith("/"):
+            raise ValueError(
+                f"file must be a path inside the model directory, like "
+                f"model-00001-of-00002.safetensors; got {value!r}"
+            )
+        return value
+
+
+class ModelMissingSpec(ModelFileSpec):
+    """Move one weight file out of the server's model directory for the fault's duration."""
+
+
+def model_dir_of(target: LocalTarget) -> Path:
+    """The server's model directory, or an InjectionError saying how to give it one."""
+    model_dir = target.model_dir
+    if model_dir is None:
+        raise InjectionError(
+            "the server has no model directory: give target.local.server.model and pass "
+            '"{model_dir}" in the server command (e.g. --model-dir "{model_dir}")'
+        )
+    if not model_dir.is_dir():
+        raise InjectionError(f"the server's model directory {model_dir} does not exist")
+    command = target.spec.server.command
+    if not any("{model_dir}" in arg or str(model_dir) in arg for arg in command):
+        # the server would never read the file: the fault would change nothing it uses
+        raise InjectionError(
+            f'the server command does not pass its model directory ("{{model_dir}}" or '
+            f"{model_dir}): {' '.join(command)}"
+        )
+    return model_dir
+
+
+def weight_file(model_dir: Path, name: str | None) -> Path:
+    """The weight file ``name`` of ``model_dir``, or by default the first one it lists."""
+    if name is None:
+        name = _first_weight_file(model_dir)
+    path = model_dir / name
+    if not path.is_file():
+        raise InjectionError(f"{path} is not a file of the model directory")
+    return path
+
+
+def _first_weight_file(model_dir: Path) -> str:
+    manifest = model_dir / MANIFEST
+    if manifest.is_file():
+        try:
+            files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+            return str(files[0]["path"])
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            raise InjectionError(f"cannot read the weight files of {manifest}: {error!r}") from None
+    shards = sorted(p.name for p in model_dir.glob("*.safetensors") if p.is_file())
+    if not shards:
+        raise InjectionError(f"{model_dir} has no manifest.json and no *.safetensors file")
+    return shards[0]
+
+
+def saved_path(original: Path, run_id: str) -> Path:
+    """Where ``original`` is kept during the fault: beside it (the same filesystem, so a
+    rename moves it back atomically), hidden, and not named like a weight file."""
+    return original.with_name(f".{original.name}.gameday-{run_id}")
+
+
+@faults.register("model-missing")
+class ModelMissing(Injector[ModelMissingSpec, LocalTarget]):
+    Params = ModelMissingSpec
+    target_kinds = frozenset({"local"})
+    runbook = "ModelInferenceFailure"
+    summary = (
+        "Move a weight file of the server's model aside; the restarted server fails its "
+        "model load with FileNotFoundError."
+    )
+
+    @classmethod
+    def describe(cls, spec: ModelMissingSpec) -> str:
+        which = spec.file or "the first weight file of the manifest"
+        restart = ", then restart the server (its model load fails with FileNotFoundError)"
+        return f"move {which} of the server's model directory aside" + (
+            restart if spec.restart_server else ""
+        )
+
+    def apply(self) -> dict[str, str]:
+        original = weight_file(model_dir_of(self.target), self.spec.file)
+        saved = saved_path(original, self.ctx.changes.run_id)
+
+        supervisor = self.target.require_supervisor() if self.spec.restart_server else None
+        self.ctx.changes.record(RestoreFile(original=str(original), saved_at=str(saved)))
+        os.replace(original, saved)
+        if supervisor is not None:
+            # the running server read its weights at startup; the next start will not find them
+            supervisor.restart()
+        return {"file": str(original), "moved to": str(saved)}
