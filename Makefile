@@ -31,7 +31,7 @@ $(BIN)/gameday: pyproject.toml
 venv: $(BIN)/gameday
 
 demo: deps venv
-	$(BIN)/gameday run scenarios/local/ --report-dir reports
+	$(BIN)/gameday run scenarios/local/ --report-dir reports --skip-unavailable
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -93,6 +93,14 @@ def run(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show every load sample and note.")
     ] = False,
+    skip_unavailable: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unavailable",
+            help="Skip scenarios this machine cannot run (no GPU, not root, ...) and say why, "
+            "instead of ending them with exit 3.",
+        ),
+    ] = False,
 ) -> None:
     """Run scenarios for real and write their reports.
 
@@ -112,7 +120,9 @@ def run(
         raise typer.Exit(ExitCode.PASSED)
     builder = ReportBuilder()
     gameday = GameDay(
-        loaded, RunOptions(report_dir=report_dir), handlers=[ConsoleView(err, verbose), builder]
+        loaded,
+        RunOptions(report_dir=report_dir, skip_unavailable=skip_unavailable),
+        handlers=[ConsoleView(err, verbose), builder],
     )
     result = _guard(gameday.run)
     written = write_reports(builder.report, result.run_dir)

@@ -43,7 +43,11 @@ from gameday.engine.events import (
 )
 from gameday.engine.journal import Journal
 from gameday.engine.observations import Observations
-from gameday.engine.requirements import check_requirements, scenario_requirements
+from gameday.engine.requirements import (
+    check_requirements,
+    missing_requirements,
+    scenario_requirements,
+)
 from gameday.engine.undo import RevertFailed
 from gameday.errors import Aborted, ExitCode, GamedayError, InjectionError
 from gameday.injectors.base import FaultContext, Injector, faults
@@ -64,14 +68,17 @@ class Outcome:
     FAILED = "failed"
     ERROR = "error"
     ABORTED = "aborted"
+    SKIPPED = "skipped"
+    """The machine lacks what the scenario needs, and the run was asked to skip such."""
 
     EXIT_CODES = {
         PASSED: ExitCode.PASSED,
+        SKIPPED: ExitCode.PASSED,
         FAILED: ExitCode.FAILED,
         ERROR: ExitCode.ENVIRONMENT,
         ABORTED: ExitCode.ABORTED,
     }
-    PRECEDENCE = (ABORTED, ERROR, FAILED, PASSED)
+    PRECEDENCE = (ABORTED, ERROR, FAILED, PASSED, SKIPPED)
 
     @classmethod
     def combine(cls, outcomes: Sequence[str]) -> str:
@@ -90,6 +97,9 @@ class RunOptions:
     report_dir: Path = Path("reports")
     run_id: str = field(default_factory=new_run_id)
     handle_signals: bool = True
+    skip_unavailable: bool = False
+    """Skip (and report) scenarios whose machine requirements are missing, instead of
+    ending them with an environment error."""
 
 
 @dataclass
@@ -158,7 +168,9 @@ class ScenarioRun:
         run_dir: Path,
         stop: threading.Event,
         signal_name: Callable[[], str],
+        skip_unavailable: bool = False,
     ) -> None:
+        self.skip_unavailable = skip_unavailable
         self.loaded = loaded
         self.scenario: Scenario = loaded.scenario
         self.name = self.scenario.name
@@ -376,6 +388,11 @@ class ScenarioRun:
     def _run_phases(self, target_cls: type[Target]) -> tuple[str, str]:
         scenario = self.scenario
         injector_classes = [faults.get(f.type) for f in scenario.faults]
+        if self.skip_unavailable:
+            missing = missing_requirements(scenario_requirements(scenario))
+            if missing:
+                why = "; ".join(f"{r.value}: {reason}" for r, reason in missing.items())
+                return Outcome.SKIPPED, f"this machine lacks what it needs ({why})"
         check_requirements(scenario_requirements(scenario))
         self._phase("up")
         ctx = TargetContext(
@@ -592,6 +609,7 @@ class GameDay:
                     run_dir=self.run_dir,
                     stop=self.stop,
                     signal_name=lambda: self._signal,
+                    skip_unavailable=self.options.skip_unavailable,
                 )
                 outcomes[loaded.scenario.name] = run.execute()
                 cooldown = loaded.scenario.cooldown
