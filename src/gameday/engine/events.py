@@ -26,6 +26,7 @@ __all__ = [
     "Event",
     "EventBus",
     "ExpectationResolved",
+    "ExpectationStarted",
     "FaultApplied",
     "FaultFailed",
     "FaultReverted",
@@ -214,6 +215,19 @@ class FaultFailed(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExpectationStarted(Event):
+    """The runner began waiting for an expectation (for live views)."""
+
+    phase: str
+    index: int
+    kind: str
+    description: str
+    deadline: float
+    """Seconds after the start of its phase (see PhaseStarted)."""
+    severity: str = "critical"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExpectationResolved(Event):
     phase: str
     index: int
@@ -227,6 +241,7 @@ class ExpectationResolved(Event):
     met_at: float | None
     """Wall-clock time it held, when it did."""
     evidence: tuple[str, ...] = ()
+    severity: str = "critical"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,6 +257,8 @@ class ScenarioFinished(Event):
     reason: str
     time_to_detect: float | None
     time_to_recover: float | None
+    detect_budget: float | None = None
+    recover_budget: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,6 +30,7 @@ from gameday.engine.events import (
     Event,
     EventBus,
     ExpectationResolved,
+    ExpectationStarted,
     FaultApplied,
     FaultFailed,
     FaultReverted,
@@ -53,12 +54,11 @@ from gameday.errors import Aborted, ExitCode, GamedayError, InjectionError
 from gameday.injectors.base import FaultContext, Injector, faults
 from gameday.observe.alerts import AlertPoller
 from gameday.scenario.loader import LoadedScenario
-from gameday.scenario.model import ExpectationEntry, Phase, Scenario
+from gameday.scenario.model import ExpectationEntry, Phase, Scenario, deadline_of
 from gameday.targets.base import Target, TargetContext, targets
 
 __all__ = ["GameDay", "Outcome", "RunOptions", "RunResult", "new_run_id"]
 
-DEFAULT_DEADLINES = {Phase.STEADY_STATE: 30.0, Phase.EXPECT: 60.0, Phase.RECOVER: 120.0}
 TICK = 0.25
 RESTORE_CHECK_TIMEOUT = 30.0
 
@@ -100,6 +100,8 @@ class RunOptions:
     skip_unavailable: bool = False
     """Skip (and report) scenarios whose machine requirements are missing, instead of
     ending them with an environment error."""
+    cooldown: float = 0.0
+    """Pause between the scenarios of a suite, unless a scenario sets its own."""
 
 
 @dataclass
@@ -121,9 +123,7 @@ class _Tracked:
         self.index = index
         self.entry = entry
         self.impl = impl
-        self.deadline = (
-            entry.params.within if entry.params.within is not None else DEFAULT_DEADLINES[phase]
-        )
+        self.deadline = deadline_of(phase, entry)
         self.outcome: str | None = None
         self.met_at: float | None = None
 
@@ -209,7 +209,19 @@ class ScenarioRun:
         tracked = []
         for index, entry in enumerate(entries):
             cls = expectations.get(entry.kind)
-            tracked.append(_Tracked(phase, index, entry, cls(entry.params, ctx)))
+            item = _Tracked(phase, index, entry, cls(entry.params, ctx))
+            tracked.append(item)
+            self.emit(
+                ExpectationStarted(
+                    scenario=self.name,
+                    phase=phase.value,
+                    index=index,
+                    kind=entry.kind,
+                    description=item.impl.describe(),
+                    deadline=item.deadline,
+                    severity=entry.params.severity.value,
+                )
+            )
         self.tracked[phase] = tracked
         return tracked
 
@@ -257,6 +269,7 @@ class ScenarioRun:
                 phase_started=since,
                 met_at=met_at,
                 evidence=tuple(evidence),
+                severity=item.entry.params.severity.value,
             )
         )
 
@@ -381,6 +394,8 @@ class ScenarioRun:
                 reason=reason,
                 time_to_detect=self._time_to_detect(),
                 time_to_recover=self._time_to_recover(),
+                detect_budget=self.scenario.detect_budget(),
+                recover_budget=self.scenario.recover_budget(),
             )
         )
         return outcome
@@ -429,6 +444,14 @@ class ScenarioRun:
         steady = self._expectations(Phase.STEADY_STATE, scenario.steady_state, exp_ctx)
         steady_since = time.time()
         self._wait_until(lambda: self._evaluate(steady, steady_since))
+        if not steady:
+            # a suite checks the system is healthy before each scenario, declared or not
+            try:
+                self.note(f"steady state (implicit): {self.target.check_serving(30.0)}")
+            except GamedayError as error:
+                self._expectations(Phase.EXPECT, scenario.expect, exp_ctx)
+                self._expectations(Phase.RECOVER, scenario.recover, exp_ctx)
+                return Outcome.FAILED, f"not serving before the faults ({error}); nothing injected"
         if any(t.outcome == "failed" for t in steady):
             self._expectations(Phase.EXPECT, scenario.expect, exp_ctx)
             self._expectations(Phase.RECOVER, scenario.recover, exp_ctx)
@@ -458,8 +481,9 @@ class ScenarioRun:
                     and now >= fault.applied_at + (fault.spec.duration or 0.0)
                 ):
                     self._revert(fault)
-            if not self.faults:
-                expect_since = expect_since or t0
+            if not self.faults and expect_since is None:
+                expect_since = t0
+                self._phase(Phase.EXPECT.value)
             expect_done = expect_since is not None and self._evaluate(expect, expect_since)
             return expect_done and all(f.done for f in self.faults)
 
@@ -613,7 +637,14 @@ class GameDay:
                 )
                 outcomes[loaded.scenario.name] = run.execute()
                 cooldown = loaded.scenario.cooldown
+                if cooldown is None:
+                    cooldown = self.options.cooldown
                 if cooldown and position < len(self.scenarios) - 1:
+                    self.bus.emit(
+                        Note(
+                            level="info", message=f"cooldown {cooldown:g}s before the next scenario"
+                        )
+                    )
                     self.stop.wait(cooldown)
             if self.stop.is_set():
                 outcome = Outcome.ABORTED

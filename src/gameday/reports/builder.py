@@ -33,6 +33,7 @@ from gameday.reports.model import (
     ProcessRecord,
     RunReport,
 )
+from gameday.reports.score import scenario_score, suite_score
 
 __all__ = ["ReportBuilder", "build_report"]
 
@@ -56,6 +57,7 @@ class ReportBuilder:
                 event.exit_code,
                 event.ts,
             )
+            report.score = suite_score(report)
             return
         if not event.scenario:
             return
@@ -73,6 +75,9 @@ class ReportBuilder:
             )
             scenario.time_to_detect_s = event.time_to_detect
             scenario.time_to_recover_s = event.time_to_recover
+            scenario.detect_budget_s = event.detect_budget
+            scenario.recover_budget_s = event.recover_budget
+            scenario.score = scenario_score(scenario)
         elif isinstance(event, PhaseStarted):
             scenario.phases.setdefault(event.phase, event.ts)
         elif isinstance(event, ExpectationResolved):
@@ -88,6 +93,7 @@ class ReportBuilder:
                     if event.met_at is None
                     else round(event.met_at - event.phase_started, 3),
                     evidence=list(event.evidence),
+                    severity=event.severity,
                 )
             )
         elif isinstance(event, FaultApplied):

@@ -22,6 +22,8 @@ class ExpectationResult(BaseModel):
     description: str
     outcome: str
     deadline_s: float
+    severity: str = "critical"
+    """critical, warning or info: its weight in the resilience score."""
     met_after_s: float | None = None
     """Seconds after the start of its phase at which it held."""
     evidence: list[str] = Field(default_factory=list)
@@ -88,6 +90,10 @@ class ScenarioReport(BaseModel):
     finished_at: float | None = None
     time_to_detect_s: float | None = None
     time_to_recover_s: float | None = None
+    detect_budget_s: float | None = None
+    recover_budget_s: float | None = None
+    score: float | None = None
+    """Resilience score, 0-100 (see gameday.reports.score); None when skipped."""
     phases: dict[str, float] = Field(default_factory=dict)
     """Wall-clock start of each phase."""
     expectations: list[ExpectationResult] = Field(default_factory=list)
@@ -108,6 +114,11 @@ class ScenarioReport(BaseModel):
             return None
         return self.finished_at - self.started_at
 
+    @property
+    def fault_applied(self) -> bool:
+        """Whether anything was injected: without it there is nothing to detect or recover."""
+        return any(f.applied_at is not None for f in self.faults)
+
     def failed_expectations(self) -> list[ExpectationResult]:
         return [e for e in self.expectations if e.outcome == "failed"]
 
@@ -120,6 +131,8 @@ class RunReport(BaseModel):
     host: str = ""
     started_at: float | None = None
     finished_at: float | None = None
+    score: float | None = None
+    """The suite's resilience score: the mean of its scored scenarios."""
     scenarios: list[ScenarioReport] = Field(default_factory=list)
 
     def scenario(self, name: str) -> ScenarioReport:

@@ -29,6 +29,8 @@ from gameday.scenario.units import Duration
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_DEADLINES",
+    "Budget",
     "Catalog",
     "ExpectationEntry",
     "ExpectationParams",
@@ -38,10 +40,12 @@ __all__ = [
     "Phase",
     "Requirement",
     "Scenario",
+    "Severity",
     "StrictModel",
     "TargetEntry",
     "TargetParams",
     "ThinkTime",
+    "deadline_of",
     "scenario_model",
 ]
 
@@ -60,6 +64,18 @@ class Phase(StrEnum):
     STEADY_STATE = "steady_state"
     EXPECT = "expect"
     RECOVER = "recover"
+
+
+DEFAULT_DEADLINES = {Phase.STEADY_STATE: 30.0, Phase.EXPECT: 60.0, Phase.RECOVER: 120.0}
+"""Seconds an expectation without ``within`` gets, counted from the start of its phase."""
+
+
+class Severity(StrEnum):
+    """How much an expectation matters: its weight in the resilience score."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
 
 
 class Requirement(StrEnum):
@@ -115,6 +131,8 @@ class ExpectationParams(StrictModel):
     within: Duration | None = None
     """Deadline, counted from the start of the phase (first fault for expect, end of the
     faults for recover). Defaults: steady_state 30s, expect 60s, recover 120s."""
+    severity: Severity = Severity.CRITICAL
+    """Weight in the resilience score: critical 3, warning 2, info 1."""
 
     def describe(self) -> str:  # pragma: no cover - every kind overrides it
         return type(self).__name__
@@ -125,6 +143,17 @@ class ExpectationEntry(StrictModel):
 
     kind: ClassVar[str]
     params: ExpectationParams
+
+
+class Budget(StrictModel):
+    """Time the runbook allows; the report sets time to detect and to recover against it."""
+
+    detect: Duration | None = None
+    """From the first fault to the first expectation that held (an alert, preferably).
+    Default: the latest deadline of ``expect``."""
+    recover: Duration | None = None
+    """From the end of the faults to the last recovery expectation that held.
+    Default: the latest deadline of ``recover``."""
 
 
 class TargetParams(StrictModel):
@@ -184,8 +213,10 @@ class Scenario(StrictModel):
     faults: list[FaultSpec] = Field(default_factory=list)
     expect: list[ExpectationEntry] = Field(default_factory=list)
     recover: list[ExpectationEntry] = Field(default_factory=list)
-    cooldown: Duration = 0.0
-    """Pause after this scenario before the next one of a suite starts."""
+    budget: Budget = Field(default_factory=Budget)
+    cooldown: Duration | None = None
+    """Pause after this scenario before the next one of a suite starts; default: the
+    run's ``--cooldown``."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -202,9 +233,28 @@ class Scenario(StrictModel):
     def name(self) -> str:
         return self.metadata.name
 
+    def detect_budget(self) -> float | None:
+        if self.budget.detect is not None:
+            return self.budget.detect
+        return _latest_deadline(Phase.EXPECT, self.expect)
+
+    def recover_budget(self) -> float | None:
+        if self.budget.recover is not None:
+            return self.budget.recover
+        return _latest_deadline(Phase.RECOVER, self.recover)
+
     def fault_window_end(self) -> float:
         """Offset at which the last fault ends (its duration, or its start if one-shot)."""
         return max((f.at + (f.duration or 0.0) for f in self.faults), default=0.0)
+
+
+def deadline_of(phase: Phase, entry: ExpectationEntry) -> float:
+    within = entry.params.within
+    return within if within is not None else DEFAULT_DEADLINES[phase]
+
+
+def _latest_deadline(phase: Phase, entries: list[ExpectationEntry]) -> float | None:
+    return max((deadline_of(phase, e) for e in entries), default=None)
 
 
 def _single_key(value: Any) -> str | None:

@@ -78,7 +78,9 @@ class Target(ABC):
         return self.kind
 
     def check_serving(self, timeout: float) -> str:
-        """After an aborted run's faults were reverted: is the system serving again? In words."""
+        """Is the system serving (before the faults; after an abort's restore)? In words.
+
+        Raises a GamedayError when it is not, within ``timeout``."""
         del timeout
         return "not checked on this tier"
 

@@ -112,7 +112,7 @@ class LocalTarget(Target):
         supervisor.wait_ready(timeout, ignore_stop=True)
         took = time.monotonic() - started
         return (
-            f"the server is serving again ({supervisor.health_url} answered 200 after {took:.1f}s)"
+            f"the server is serving ({supervisor.health_url} answered 200 after {took:.1f}s)"
         )
 
     # -- up/down -------------------------------------------------------------------
