@@ -34,7 +34,9 @@ COLORS = {
     "pending": "#fcd34d",
     "firing": "#ef4444",
     "active": "#7f1d1d",
+    "resolved": "#16a34a",
 }
+ACTIVE_STATES = ("pending", "firing", "active")
 
 STYLE = (
     ".panel{fill:#fafafa;stroke:#d4d4d8}.lanebg{fill:#f4f4f5}.grid{stroke:#e4e4e7}"
@@ -152,7 +154,8 @@ def _alert_lanes(scenario: ScenarioReport, axis: _Axis, top: float) -> tuple[lis
     out.append(
         _el(
             "text",
-            "alerts: Prometheus pending (yellow) / firing (red), Alertmanager active (dark)",
+            "alerts: Prometheus pending (yellow) / firing (red), Alertmanager active (dark), "
+            "resolved (green mark)",
             x=LEFT + 4,
             y=top - 4,
             class_="legend",
@@ -172,7 +175,9 @@ def _alert_lanes(scenario: ScenarioReport, axis: _Axis, top: float) -> tuple[lis
         for source, height, offset in lanes:
             changes = [a for a in scenario.alerts if a.alert == name and a.source == source]
             for index, change in enumerate(changes):
-                if change.state not in ("pending", "firing", "active"):
+                if change.state not in ACTIVE_STATES:
+                    if index and changes[index - 1].state in ACTIVE_STATES:
+                        out.append(_resolved_mark(name, source, change.at, axis, y))
                     continue
                 end = changes[index + 1].at if index + 1 < len(changes) else axis.end
                 x0, x1 = axis.x(change.at), axis.x(end)
@@ -189,6 +194,19 @@ def _alert_lanes(scenario: ScenarioReport, axis: _Axis, top: float) -> tuple[lis
                     )
                 )
     return out, top + len(names) * (LANE_HEIGHT + 4)
+
+
+def _resolved_mark(name: str, source: str, at: float, axis: _Axis, y: float) -> str:
+    tip = f"{name} resolved at {source} at +{at - axis.start:.1f}s"
+    return _el(
+        "rect",
+        _el("title", escape(tip)),
+        x=axis.x(at) - 1.0,
+        y=y - 2,
+        width=2.5,
+        height=LANE_HEIGHT + 4,
+        fill=COLORS["resolved"],
+    )
 
 
 def _bounds(scenario: ScenarioReport) -> _Axis:

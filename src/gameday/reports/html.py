@@ -1,4 +1,9 @@
-"""report.html: one self-contained page (inline CSS and SVG, no script, no network)."""
+"""report.html pages: self-contained (inline CSS and SVG, no script, no network).
+
+The run's page has the suite table and every scenario; each scenario also gets a
+page of its own (``<scenario>/report.html``) that opens on its findings. A
+Content-Security-Policy in each page forbids any load, so a browser refuses a
+request even if a future template tried one."""
 
 from __future__ import annotations
 
@@ -8,9 +13,10 @@ import jinja2
 from markupsafe import Markup
 
 from gameday.reports.charts import timeline_svg
-from gameday.reports.model import RunReport
+from gameday.reports.model import RunReport, ScenarioReport
+from gameday.reports.score import score_items
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "render_scenario_html"]
 
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("gameday.reports", "templates"),
@@ -41,8 +47,13 @@ _environment.filters["seconds"] = _seconds
 _environment.filters["clock"] = _clock
 _environment.globals["offset"] = _offset
 # charts.py escapes every attribute and text it writes, so its SVG is safe markup
+_environment.globals["score_items"] = score_items
 _environment.globals["timeline"] = lambda scenario: Markup(timeline_svg(scenario))  # noqa: S704
 
 
 def render_html(report: RunReport) -> str:
     return _environment.get_template("report.html.j2").render(report=report)
+
+
+def render_scenario_html(report: RunReport, scenario: ScenarioReport) -> str:
+    return _environment.get_template("scenario.html.j2").render(report=report, scenario=scenario)

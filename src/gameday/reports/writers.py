@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from gameday.reports.html import render_html
+from gameday.reports.html import render_html, render_scenario_html
 from gameday.reports.model import RunReport, ScenarioReport
 
 __all__ = ["WRITERS", "junit_xml", "summary_markdown", "write_reports"]
@@ -15,6 +16,39 @@ __all__ = ["WRITERS", "junit_xml", "summary_markdown", "write_reports"]
 
 def _fmt_seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}s"
+
+
+def _fmt_score(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}"
+
+
+def _against_budget(scenario: ScenarioReport, figure: str) -> str:
+    """``figure``: detect or recover. The budget is shown only if a fault was applied."""
+    value, budget = (
+        (scenario.time_to_detect_s, scenario.detect_budget_s)
+        if figure == "detect"
+        else (scenario.time_to_recover_s, scenario.recover_budget_s)
+    )
+    if budget is None or not scenario.fault_applied:
+        return _fmt_seconds(value)
+    verdict = "inside" if value is not None and value <= budget else "missed"
+    return f"{_fmt_seconds(value)} (budget {budget:g}s, {verdict})"
+
+
+# XML 1.0 has no way to write these (server log lines bring ANSI escapes, say)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _sanitise(root: ET.Element) -> None:
+    for element in root.iter():
+        if element.text:
+            element.text = _xml_safe(element.text)
+        for key, value in element.attrib.items():
+            element.attrib[key] = _xml_safe(value)
 
 
 def junit_xml(report: RunReport) -> str:
@@ -43,6 +77,7 @@ def junit_xml(report: RunReport) -> str:
             ("outcome", scenario.outcome),
             ("time_to_detect_s", _fmt_seconds(scenario.time_to_detect_s)),
             ("time_to_recover_s", _fmt_seconds(scenario.time_to_recover_s)),
+            ("score", _fmt_score(scenario.score)),
         ):
             ET.SubElement(properties, "property", name=key, value=value)
         for expectation in cases:
@@ -83,6 +118,7 @@ def junit_xml(report: RunReport) -> str:
     suites.set("failures", str(failures))
     suites.set("errors", str(errors))
     suites.set("skipped", str(skipped))
+    _sanitise(suites)
     ET.indent(suites)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
@@ -99,8 +135,9 @@ def _scenario_markdown(scenario: ScenarioReport) -> list[str]:
         f"{scenario.reason}" if scenario.reason else "",
         "",
         f"Tier `{scenario.tier}` · runbook `{scenario.runbook or '—'}` · "
-        f"time to detect {_fmt_seconds(scenario.time_to_detect_s)} · "
-        f"time to recover {_fmt_seconds(scenario.time_to_recover_s)}",
+        f"score {_fmt_score(scenario.score)} · "
+        f"time to detect {_against_budget(scenario, 'detect')} · "
+        f"time to recover {_against_budget(scenario, 'recover')}",
         "",
         "| phase | expectation | outcome | held after | deadline |",
         "|---|---|---|---|---|",
@@ -122,15 +159,17 @@ def summary_markdown(report: RunReport) -> str:
     lines = [
         f"## {_ICON.get(report.outcome, '')} Game day {report.run_id}: {report.outcome}",
         "",
-        f"{passed}/{len(report.scenarios)} scenario(s) passed.",
+        f"{passed}/{len(report.scenarios)} scenario(s) passed · "
+        f"resilience score {_fmt_score(report.score)}/100.",
         "",
-        "| scenario | tier | outcome | time to detect | time to recover |",
-        "|---|---|---|---|---|",
+        "| scenario | tier | outcome | score | time to detect | time to recover |",
+        "|---|---|---|---|---|---|",
     ]
     for s in report.scenarios:
         lines.append(
             f"| {s.name} | {s.tier} | {_ICON.get(s.outcome, '')} {s.outcome} | "
-            f"{_fmt_seconds(s.time_to_detect_s)} | {_fmt_seconds(s.time_to_recover_s)} |"
+            f"{_fmt_score(s.score)} | {_against_budget(s, 'detect')} | "
+            f"{_against_budget(s, 'recover')} |"
         )
     for s in report.scenarios:
         lines += ["", *_scenario_markdown(s)]
@@ -149,14 +188,21 @@ WRITERS: dict[str, Callable[[RunReport], str]] = {
 }
 
 
+def _write(path: Path, text: str) -> Path:
+    """Atomically: a reader (a CI artifact upload, a browser) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def write_reports(report: RunReport, run_dir: Path) -> dict[str, Path]:
-    """Write every report file atomically (a reader never sees half a file)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    for name, render in WRITERS.items():
-        path = run_dir / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(render(report), encoding="utf-8")
-        os.replace(tmp, path)
-        written[name] = path
+    """Write the run's report files, and each scenario's page as ``<scenario>/report.html``."""
+    written = {name: _write(run_dir / name, render(report)) for name, render in WRITERS.items()}
+    for scenario in report.scenarios:
+        page = _write(
+            run_dir / scenario.name / "report.html", render_scenario_html(report, scenario)
+        )
+        written[f"{scenario.name}/report.html"] = page
     return written
