@@ -7,6 +7,7 @@ by a signal, after restoring.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from gameday import __version__
 from gameday.errors import ExitCode, GamedayError, UsageError
@@ -45,16 +47,28 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _error(message: str) -> None:
+    """One ``error:`` line on stderr; the message is text, never read as rich markup."""
+    err.print(Text.assemble(("error:", "bold red"), f" {message}"))
+
+
 def _guard(action: Callable[[], T]) -> T:
     """Turn our errors into one line on stderr and the documented exit code."""
     try:
         return action()
     except GamedayError as error:
         for line in str(error).splitlines() or [type(error).__name__]:
-            err.print(
-                f"[bold red]error:[/bold red] {line}", markup=True, highlight=False, soft_wrap=True
-            )
+            _error(line)
         raise typer.Exit(error.exit_code) from None
+
+
+def _duration(option: str, value: str) -> float:
+    from gameday.scenario.units import parse_duration
+
+    try:
+        return parse_duration(value)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"{option}: {error}") from None
 
 
 def _paths(paths: list[Path]) -> list[Path]:
@@ -101,6 +115,20 @@ def run(
             "instead of ending them with exit 3.",
         ),
     ] = False,
+    cooldown: Annotated[
+        str,
+        typer.Option(
+            "--cooldown",
+            help="Pause between the scenarios of a suite (a scenario's own `cooldown` wins).",
+        ),
+    ] = "5s",
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live/--no-live",
+            help="Draw a live status (phase, load, faults, expectations) on a terminal.",
+        ),
+    ] = True,
 ) -> None:
     """Run scenarios for real and write their reports.
 
@@ -110,8 +138,10 @@ def run(
     from gameday.plugins import catalog
     from gameday.reports import ReportBuilder, write_reports
     from gameday.reports.console import ConsoleView
+    from gameday.reports.live import LiveView
     from gameday.scenario.loader import load_scenarios
 
+    pause = _guard(lambda: _duration("--cooldown", cooldown))
     loaded = _guard(lambda: load_scenarios(_paths(paths), catalog()))
     if dry_run:
         from gameday.engine.plan import describe_plan
@@ -119,12 +149,14 @@ def run(
         out.print(describe_plan(loaded))
         raise typer.Exit(ExitCode.PASSED)
     builder = ReportBuilder()
+    view = LiveView(err) if live and err.is_terminal else None
     gameday = GameDay(
         loaded,
-        RunOptions(report_dir=report_dir, skip_unavailable=skip_unavailable),
-        handlers=[ConsoleView(err, verbose), builder],
+        RunOptions(report_dir=report_dir, skip_unavailable=skip_unavailable, cooldown=pause),
+        handlers=[ConsoleView(err, verbose), builder, *([view] if view else [])],
     )
-    result = _guard(gameday.run)
+    with view or contextlib.nullcontext():
+        result = _guard(gameday.run)
     written = write_reports(builder.report, result.run_dir)
     err.print(f"journal: {result.run_dir / 'journal.jsonl'}")
     out.print(f"report: {written['report.html']}")
@@ -183,10 +215,7 @@ def list_(
     load_builtins()
     sections = ("faults", "expectations", "targets", "scenarios")
     if what is not None and what not in sections:
-        err.print(
-            f"[bold red]error:[/bold red] unknown list {what!r}; "
-            f"choose one of {', '.join(sections)}"
-        )
+        _error(f"unknown list {what!r}; choose one of {', '.join(sections)}")
         raise typer.Exit(ExitCode.INVALID)
     chosen = [what] if what else list(sections)
     if "faults" in chosen:
@@ -265,7 +294,7 @@ def cleanup(
     candidates: list[tuple[str, Path, Path | None]] = []
     if journal is not None:
         if not journal.is_file():
-            err.print(f"[bold red]error:[/bold red] no such journal: {journal}")
+            _error(f"no such journal: {journal}")
             raise typer.Exit(ExitCode.INVALID)
         candidates.append((journal.parent.name, journal, None))
     else:
@@ -317,11 +346,94 @@ def report(
     from gameday.reports import build_report, write_reports
 
     if not journal.is_file():
-        err.print(f"[bold red]error:[/bold red] no such journal: {journal}")
+        _error(f"no such journal: {journal}")
         raise typer.Exit(ExitCode.INVALID)
     built = build_report(read_events(journal))
     written = write_reports(built, output or journal.parent)
     out.print(f"report: {written['report.html']}")
+
+
+@app.command()
+def compare(
+    old: Annotated[
+        Path,
+        typer.Argument(help="The earlier run: its folder (reports/RUN-ID/) or its report.json."),
+    ],
+    new: Annotated[Path, typer.Argument(help="The later run: its folder or its report.json.")],
+    markdown: Annotated[
+        Path | None,
+        typer.Option(
+            "--markdown",
+            metavar="FILE",
+            help="Also write the comparison as Markdown (for a pull-request comment) to FILE; "
+            "'-' prints it to stdout instead of the table.",
+        ),
+    ] = None,
+    tolerance_seconds: Annotated[
+        float,
+        typer.Option(
+            "--tolerance-seconds", min=0.0, help="Slack for time to detect/recover, in seconds."
+        ),
+    ] = 2.0,
+    tolerance_ratio: Annotated[
+        float,
+        typer.Option(
+            "--tolerance-ratio",
+            min=0.0,
+            help="Slack for time to detect/recover, as a fraction of OLD; the larger slack wins.",
+        ),
+    ] = 0.25,
+    score_tolerance: Annotated[
+        float,
+        typer.Option("--score-tolerance", min=0.0, help="Slack for scores, in points (0-100)."),
+    ] = 5.0,
+) -> None:
+    """Show what regressed between two runs, to gate a change on its game day.
+
+    Scenarios are matched by name, expectations by phase, index and description.
+
+    Counts as a regression:
+    - a scenario's outcome got worse (passed > failed > error or aborted);
+    - an expectation went from passed to failed, or no longer has a result;
+    - time to detect or to recover grew by more than
+      max(--tolerance-seconds, --tolerance-ratio x OLD), or was not reached;
+    - a score (a scenario's or the suite's) fell by more than --score-tolerance;
+    - a scenario of OLD is missing from NEW.
+    Not a regression: a scenario only in NEW (new), or skipped in either run
+    (not compared). Improvements are listed too.
+
+    Exit codes: 0 no regression, 1 at least one regression, 2 a report
+    missing, unreadable or invalid."""
+    from gameday.reports.compare import (
+        Tolerances,
+        compare_reports,
+        comparison_markdown,
+        comparison_table,
+        load_report,
+    )
+
+    before, after = _guard(lambda: (load_report(old), load_report(new)))
+    tolerances = Tolerances(seconds=tolerance_seconds, ratio=tolerance_ratio, score=score_tolerance)
+    comparison = compare_reports(before, after, tolerances)
+    text = comparison_markdown(comparison)
+    to_stdout = markdown is not None and str(markdown) == "-"
+    if to_stdout:
+        sys.stdout.write(text)
+    else:
+        out.print(comparison_table(comparison))
+        if markdown is not None:
+            try:
+                markdown.write_text(text, encoding="utf-8")
+            except OSError as error:
+                _error(f"cannot write {markdown}: {error.strerror or error}")
+                raise typer.Exit(ExitCode.INVALID) from None
+    regressed = bool(comparison.regressions)
+    verdict = Text.assemble(
+        ("regressed: " if regressed else "ok: ", "bold red" if regressed else "bold green"),
+        comparison.headline(),
+    )
+    (err if to_stdout else out).print(verdict)
+    raise typer.Exit(ExitCode.FAILED if regressed else ExitCode.PASSED)
 
 
 def main() -> None:
