@@ -5,9 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := prometheus prometheus-alertmanager dnsmasq-base iproute2
+APT_PACKAGES := prometheus prometheus-alertmanager dnsmasq-base iproute2 chromium
 # Debian's package names for the binaries the tests and the local tier run
-APT_BINARIES := prometheus prometheus-alertmanager promtool dnsmasq ip
+APT_BINARIES := prometheus prometheus-alertmanager promtool dnsmasq ip chromium
 
 .PHONY: demo test lint typecheck unit integration e2e deps venv schema clean help
 

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_binary
+from tests.support.browser import PageLoad, load_page
+from tests.support.junit import assert_valid_junit
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios" / "local"
@@ -54,3 +56,28 @@ def gameday(*args: str, report_dir: Path, timeout: float = 300, cwd: Path = REPO
 def _components() -> None:
     for binary in ("prometheus", "prometheus-alertmanager"):
         require_binary(binary)
+
+
+def check_report(run_dir: Path, shots: Path) -> dict[str, PageLoad]:
+    """The run's reports as a CI system and a browser read them.
+
+    junit.xml validates against the JUnit schema; the suite page and each scenario's
+    page load in headless Chromium without one network request (from Chromium's own
+    NetLog) and without one load refused by their Content-Security-Policy, with the
+    timeline chart and the tables in the DOM; screenshots are kept under ``shots``.
+    """
+    assert_valid_junit(run_dir / "junit.xml")
+    pages = {"report.html": run_dir / "report.html"}
+    for scenario in json.loads((run_dir / "report.json").read_text())["scenarios"]:
+        pages[scenario["name"]] = run_dir / scenario["name"] / "report.html"
+    loads: dict[str, PageLoad] = {}
+    for name, page in pages.items():
+        load = load_page(page, shots / name.replace(".", "-"))
+        assert load.network_activity == [], f"{page} went to the network: {load.network_activity}"
+        assert load.csp_blocked == (), f"{page} tried to load: {load.console}"
+        assert "<svg" in load.dom and 'class="timeline"' in load.dom, f"no chart in {page}"
+        assert '<table class="expectations">' in load.dom, f"no expectations table in {page}"
+        assert load.screenshot.is_file()
+        loads[name] = load
+    assert '<table class="suite">' in loads["report.html"].dom
+    return loads

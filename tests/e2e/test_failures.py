@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import gameday
+from tests.e2e.conftest import check_report, gameday
 
 pytestmark = pytest.mark.e2e
 HERE = Path(__file__).parent
@@ -40,3 +40,14 @@ def test_alert_that_never_fires_fails_with_evidence(tmp_path: Path) -> None:
     assert failure is not None
     assert "not met within 6s" in (failure.get("message") or "")
     assert "never pending or firing" in (failure.text or "")
+
+    # the failed scenario's page opens on the failed expectation and its evidence: in
+    # the DOM they come before the chart and the tables (the screenshot shows the top)
+    pages = check_report(run.run_dir, tmp_path / "screenshots")
+    dom = pages["never-fires"].dom
+    finding = dom.index('<div class="findings">')
+    assert finding < dom.index("<svg") < dom.index('<table class="expectations">')
+    box = dom[finding : dom.index("</div>\n</div>", finding)]
+    assert "expect[0] alert KVCacheExhausted firing" in box
+    assert "KVCacheExhausted was never pending or firing in Prometheus" in box
+    assert pages["never-fires"].screenshot.stat().st_size > 10_000

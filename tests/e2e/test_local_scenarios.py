@@ -10,7 +10,7 @@ import pytest
 from gameday.engine.journal import outstanding_undos
 from gameday.engine.requirements import nvidia_gpu_present
 from gameday.plugins import load_builtins
-from tests.e2e.conftest import SCENARIOS, gameday
+from tests.e2e.conftest import SCENARIOS, check_report, gameday
 
 NO_GPU = nvidia_gpu_present()  # the GPU scenario runs only where NVML finds a GPU
 
@@ -65,6 +65,8 @@ def test_bundled_scenario_passes(scenario: str, alerts: list[str], tmp_path: Pat
     for name in ("journal.jsonl", "report.json", "junit.xml", "summary.md", "report.html"):
         assert (run.run_dir / name).is_file()  # type: ignore[operator]
     assert run.stdout.strip().endswith("report.html")
+    assert result["score"] == 100.0 and report["score"] == 100.0
+    check_report(run.run_dir, tmp_path / "screenshots")  # type: ignore[arg-type]
     # every change the run made was undone (the journal says so, record by record)
     load_builtins()  # the undo kinds
     assert outstanding_undos(run.run_dir / "journal.jsonl") == []  # type: ignore[operator]

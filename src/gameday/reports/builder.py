@@ -39,6 +39,7 @@ __all__ = ["ReportBuilder", "build_report"]
 
 ERROR_LINE = re.compile(r"error|exception|traceback|errno|killed|failed|refused", re.IGNORECASE)
 ERROR_LINE_LIMIT = 40
+PHASE_ORDER = {"steady_state": 0, "expect": 1, "recover": 2}
 
 
 class ReportBuilder:
@@ -77,6 +78,8 @@ class ReportBuilder:
             scenario.time_to_recover_s = event.time_to_recover
             scenario.detect_budget_s = event.detect_budget
             scenario.recover_budget_s = event.recover_budget
+            # in the order the scenario lists them, not the order they resolved in
+            scenario.expectations.sort(key=lambda e: (PHASE_ORDER.get(e.phase, 9), e.index))
             scenario.score = scenario_score(scenario)
         elif isinstance(event, PhaseStarted):
             scenario.phases.setdefault(event.phase, event.ts)

@@ -2,7 +2,7 @@
 
 Hand-made SVG keeps report.html self-contained (no script, no network): panels
 share one time axis in seconds since the scenario started; fault windows are
-shaded across every panel; each alert gets a lane showing pending and firing
+shaded (translucent, on top) across every panel; each alert gets a lane showing pending and firing
 in Prometheus and when Alertmanager held it. Every attribute and text passes
 through :func:`_el`, which escapes it.
 """
@@ -283,7 +283,7 @@ def timeline_svg(scenario: ScenarioReport) -> str:
         t += step
     return _el(
         "svg",
-        _el("style", STYLE) + "".join(ticks + shading + body),
+        _el("style", STYLE) + "".join(ticks + body + shading),
         xmlns="http://www.w3.org/2000/svg",
         viewBox=f"0 0 {WIDTH} {bottom + 16:.0f}",
         width="100%",
