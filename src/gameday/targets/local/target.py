@@ -111,9 +111,7 @@ class LocalTarget(Target):
         started = time.monotonic()
         supervisor.wait_ready(timeout, ignore_stop=True)
         took = time.monotonic() - started
-        return (
-            f"the server is serving ({supervisor.health_url} answered 200 after {took:.1f}s)"
-        )
+        return f"the server is serving ({supervisor.health_url} answered 200 after {took:.1f}s)"
 
     # -- up/down -------------------------------------------------------------------
 
