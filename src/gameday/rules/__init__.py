@@ -48,6 +48,7 @@ __all__ = [
     "dump_rule_file",
     "find_durations",
     "format_prometheus_duration",
+    "kubernetes_rule_files",
     "load_bundled_rules",
     "load_rule_file",
     "load_rule_files",
@@ -65,6 +66,11 @@ def bundled_rule_files() -> list[Path]:
 
     Real paths (not importlib Traversables): Prometheus and promtool read them."""
     return sorted(Path(__file__).parent.glob("*.yml"))
+
+
+def kubernetes_rule_files() -> list[Path]:
+    """Rules over kube-state-metrics series, for tiers with a Kubernetes control plane."""
+    return sorted((Path(__file__).parent / "kubernetes").glob("*.yml"))
 
 
 def load_bundled_rules() -> list[RuleGroup]:

@@ -2,7 +2,9 @@
 
 The behaviour is specified in tests/rules/*.test.yml, one file per rule file: each
 alert fires once its condition has held for its `for`, stays quiet just below its
-threshold and before `for` has elapsed, and resolves.
+threshold and before `for` has elapsed, and resolves. The Kubernetes tiers' rules
+(src/gameday/rules/kubernetes/, outside the local tier's glob) are checked the same
+way, with their tests in tests/rules/kubernetes/.
 """
 
 from __future__ import annotations
@@ -13,12 +15,20 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from gameday.rules import alert_rules, bundled_rule_files, load_bundled_rules
+from gameday.rules import (
+    alert_rules,
+    bundled_rule_files,
+    kubernetes_rule_files,
+    load_bundled_rules,
+    load_rule_files,
+)
 
 from .conftest import RULE_TESTS, PromtoolRunner, find_promtool, promtool_output
 
-RULE_FILES = bundled_rule_files()
-TEST_FILES = sorted(RULE_TESTS.glob("*.test.yml"))
+K8S_RULE_FILES = kubernetes_rule_files()
+RULE_FILES = bundled_rule_files() + K8S_RULE_FILES
+K8S_TEST_FILES = sorted((RULE_TESTS / "kubernetes").glob("*.test.yml"))
+TEST_FILES = sorted(RULE_TESTS.glob("*.test.yml")) + K8S_TEST_FILES
 
 
 def _load(path: Path) -> Any:
@@ -27,6 +37,7 @@ def _load(path: Path) -> Any:
 
 def test_there_are_rules_and_tests() -> None:
     assert RULE_FILES, "no bundled rule files found"
+    assert K8S_RULE_FILES, "no Kubernetes rule files found"
     assert TEST_FILES, f"no promtool test files in {RULE_TESTS}"
 
 
@@ -46,7 +57,7 @@ def test_promtool_test_rules(promtool: PromtoolRunner, test_file: Path) -> None:
 
 def test_every_rule_file_has_a_test_file() -> None:
     tested = {
-        (RULE_TESTS / name).resolve()
+        (test_file.parent / name).resolve()
         for test_file in TEST_FILES
         for name in _load(test_file).get("rule_files", [])
     }
@@ -62,7 +73,8 @@ def test_every_alert_is_seen_firing_and_quiet() -> None:
         for group in _load(test_file)["tests"]:
             for case in group.get("alert_rule_test", []):
                 (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
-    names = {rule.name for rule in alert_rules(load_bundled_rules())}
+    groups = load_bundled_rules() + load_rule_files(K8S_RULE_FILES)
+    names = {rule.name for rule in alert_rules(groups)}
     assert not names - firing, f"alerts never tested firing: {sorted(names - firing)}"
     assert not names - quiet, f"alerts never tested quiet: {sorted(names - quiet)}"
     assert not (firing | quiet) - names, f"tests of unknown alerts: {(firing | quiet) - names}"
