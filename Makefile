@@ -9,7 +9,7 @@ APT_PACKAGES := prometheus prometheus-alertmanager dnsmasq-base iproute2 chromiu
 # Debian's package names for the binaries the tests and the local tier run
 APT_BINARIES := prometheus prometheus-alertmanager promtool dnsmasq ip chromium
 
-.PHONY: demo test lint typecheck unit integration e2e deps venv schema clean help
+.PHONY: demo test lint typecheck unit integration e2e kwok testenv-build testenv-up testenv-down deps venv schema clean help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -48,6 +48,19 @@ integration: deps venv
 
 e2e: deps venv
 	$(BIN)/pytest tests/e2e -q
+
+# the kwok tier: binaries built from the Go module proxy into a cache outside the clone
+testenv-build:
+	bash testenv/build.sh
+
+testenv-up: deps venv
+	$(BIN)/gameday testenv up
+
+testenv-down: venv
+	$(BIN)/gameday testenv down
+
+kwok: deps venv
+	$(BIN)/pytest tests/kwok -q
 
 test: deps venv lint typecheck
 	$(BIN)/pytest tests -q

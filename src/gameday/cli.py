@@ -23,6 +23,7 @@ from rich.text import Text
 from gameday import __version__
 from gameday.errors import ExitCode, GamedayError, UsageError
 from gameday.sim.cli import app as sim_app
+from gameday.testenv.cli import app as testenv_app
 
 __all__ = ["app", "main"]
 
@@ -42,6 +43,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(sim_app, name="sim")
+app.add_typer(testenv_app, name="testenv")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -26,6 +26,7 @@ BUILTIN_MODULES = (
     "gameday.assertions.http",
     "gameday.assertions.process",
     "gameday.assertions.log",
+    "gameday.testenv.cluster",  # its undo kind, for `gameday cleanup`
 )
 
 _loaded = False
