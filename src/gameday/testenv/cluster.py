@@ -174,6 +174,8 @@ class KwokEnv:
             **os.environ,
             "KWOK_WORKDIR": str(self.workdir),
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            # kubectl's discovery cache goes with the tier, not into ~/.kube
+            "KUBECACHEDIR": str(self.state_dir / "kube-cache"),
         }
 
     def _up(self, bin_dir: Path, journal: Journal, changes: ChangeSet) -> KwokEnvInfo:
@@ -439,6 +441,7 @@ class Kubectl:
     def run(self, *args: str, stdin: str | None = None, timeout: float = 60.0) -> str:
         result = subprocess.run(
             [str(self.binary), f"--kubeconfig={self.kubeconfig}", *args],
+            env={**os.environ, "KUBECACHEDIR": str(self.kubeconfig.parent / "kube-cache")},
             input=stdin,
             capture_output=True,
             text=True,
