@@ -8,12 +8,13 @@ by a signal, after restoring.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,7 +24,11 @@ from rich.text import Text
 from gameday import __version__
 from gameday.errors import ExitCode, GamedayError, UsageError
 from gameday.sim.cli import app as sim_app
+from gameday.targets.base import RuleOptions
 from gameday.testenv.cli import app as testenv_app
+
+if TYPE_CHECKING:
+    from gameday.scenario.loader import LoadedScenario
 
 __all__ = ["app", "main"]
 
@@ -71,6 +76,20 @@ def _duration(option: str, value: str) -> float:
         return parse_duration(value)
     except (TypeError, ValueError) as error:
         raise UsageError(f"{option}: {error}") from None
+
+
+def _with_rules(item: LoadedScenario, options: RuleOptions) -> LoadedScenario:
+    """The scenario with the command line's rule options applied to its target."""
+    from gameday.rules import load_rule_file
+    from gameday.targets.base import targets
+
+    for path in options.files:
+        load_rule_file(path)  # invalid rules are bad input (exit 2), found before anything runs
+    entry = item.scenario.target
+    params = targets.get(entry.kind).with_rules(entry.params, options)
+    target = entry.model_copy(update={"params": params})
+    scenario = item.scenario.model_copy(update={"target": target})
+    return dataclasses.replace(item, scenario=scenario)
 
 
 def _paths(paths: list[Path]) -> list[Path]:
@@ -131,6 +150,30 @@ def run(
             help="Draw a live status (phase, load, faults, expectations) on a terminal.",
         ),
     ] = True,
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--rules",
+            help="Your alert rules (plain rule files or PrometheusRule manifests, one or "
+            "many documents), loaded next to the scenario's. Repeatable. Local tier.",
+        ),
+    ] = None,
+    bundled_rules: Annotated[
+        bool,
+        typer.Option(
+            "--bundled-rules/--no-bundled-rules",
+            help="Keep the harness's bundled rules (default) or leave them out.",
+        ),
+    ] = True,
+    time_compression: Annotated[
+        float | None,
+        typer.Option(
+            "--time-compression",
+            min=1.0,
+            help="Divide every rule's for: and range windows by this (floor 2s); the report "
+            "lists each rewrite. Default: the scenario's (30 in the local tier).",
+        ),
+    ] = None,
 ) -> None:
     """Run scenarios for real and write their reports.
 
@@ -145,6 +188,9 @@ def run(
 
     pause = _guard(lambda: _duration("--cooldown", cooldown))
     loaded = _guard(lambda: load_scenarios(_paths(paths), catalog()))
+    options = RuleOptions(tuple(_paths(rules or [])), bundled_rules, time_compression)
+    if options != RuleOptions():
+        loaded = _guard(lambda: [_with_rules(item, options) for item in loaded])
     if dry_run:
         from gameday.engine.plan import describe_plan
 

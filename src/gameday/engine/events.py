@@ -38,6 +38,7 @@ __all__ = [
     "ProcessBackoff",
     "ProcessExited",
     "ProcessStarted",
+    "RulesLoaded",
     "RunFinished",
     "RunStarted",
     "ScenarioFinished",
@@ -119,6 +120,18 @@ class ComponentReady(Event):
     url: str | None
     pid: int | None
     detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RulesLoaded(Event):
+    """The alert rules a target's Prometheus evaluates, and how their time was compressed."""
+
+    sources: tuple[str, ...]
+    """The rule files as given (never modified)."""
+    factor: float
+    alerting_rules: int
+    rewrites: tuple[str, ...] = ()
+    """Each rewritten ``for:``, window or offset: 'alert: field before -> after'."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,7 @@ from gameday.engine.events import (
     ProcessBackoff,
     ProcessExited,
     ProcessStarted,
+    RulesLoaded,
     RunFinished,
     RunStarted,
     ScenarioFinished,
@@ -31,6 +32,7 @@ from gameday.reports.model import (
     FaultRecord,
     LoadPoint,
     ProcessRecord,
+    RulesRecord,
     RunReport,
 )
 from gameday.reports.score import scenario_score, suite_score
@@ -171,6 +173,13 @@ class ReportBuilder:
                 part
                 for part in (event.url or "", f"pid {event.pid}" if event.pid else "", event.detail)
                 if part
+            )
+        elif isinstance(event, RulesLoaded):
+            scenario.rules = RulesRecord(
+                sources=list(event.sources),
+                factor=event.factor,
+                alerting_rules=event.alerting_rules,
+                rewrites=list(event.rewrites),
             )
         elif isinstance(event, LogLine):
             if len(scenario.error_lines) < ERROR_LINE_LIMIT and ERROR_LINE.search(event.line):

@@ -10,6 +10,7 @@ __all__ = [
     "FaultRecord",
     "LoadPoint",
     "ProcessRecord",
+    "RulesRecord",
     "RunReport",
     "ScenarioReport",
 ]
@@ -78,6 +79,13 @@ class ProcessRecord(BaseModel):
     detail: str = ""
 
 
+class RulesRecord(BaseModel):
+    sources: list[str] = Field(default_factory=list)
+    factor: float = 1.0
+    alerting_rules: int = 0
+    rewrites: list[str] = Field(default_factory=list)
+
+
 class ScenarioReport(BaseModel):
     name: str
     source: str = ""
@@ -102,6 +110,8 @@ class ScenarioReport(BaseModel):
     load: list[LoadPoint] = Field(default_factory=list)
     processes: list[ProcessRecord] = Field(default_factory=list)
     components: dict[str, str] = Field(default_factory=dict)
+    rules: RulesRecord | None = None
+    """The alert rules evaluated, and the time compression applied to them."""
     simulated: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     error_lines: list[str] = Field(default_factory=list)

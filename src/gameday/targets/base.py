@@ -10,10 +10,11 @@ from typing import ClassVar
 
 from gameday.engine.events import EventBus
 from gameday.engine.journal import Journal
+from gameday.errors import UsageError
 from gameday.registry import Registry
 from gameday.scenario.model import Requirement, TargetParams
 
-__all__ = ["Endpoints", "Target", "TargetContext", "targets"]
+__all__ = ["Endpoints", "RuleOptions", "Target", "TargetContext", "targets"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,18 @@ class TargetContext:
     """Set when the run is being aborted: long waits must give up promptly."""
 
 
+@dataclass(frozen=True)
+class RuleOptions:
+    """Alert rules given on the command line, for every scenario of a run."""
+
+    files: tuple[Path, ...] = ()
+    """Rule files or PrometheusRule manifests, loaded next to the scenario's own."""
+    bundled: bool = True
+    """False: leave the harness's bundled rules out."""
+    time_compression: float | None = None
+    """Replaces the scenario's factor when given."""
+
+
 class Target(ABC):
     kind: ClassVar[str]
     Params: ClassVar[type[TargetParams]]
@@ -76,6 +89,16 @@ class Target(ABC):
     @property
     def tier(self) -> str:
         return self.kind
+
+    @classmethod
+    def with_rules(cls, params: TargetParams, options: RuleOptions) -> TargetParams:
+        """``params`` with the command line's rules; a tier whose Prometheus is not ours
+        (a cluster's) cannot take them."""
+        del params, options
+        raise UsageError(
+            f"the {cls.kind} target evaluates its own Prometheus' rules; "
+            "--rules, --no-bundled-rules and --time-compression apply to the local tier"
+        )
 
     def check_serving(self, timeout: float) -> str:
         """Is the system serving (before the faults; after an abort's restore)? In words.

@@ -44,6 +44,7 @@ def find_binary(*names: str) -> str:
 class RulesPrepared:
     files: list[Path]
     factor: float
+    sources: list[Path] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
     """Each rewritten ``for:`` or window, as 'alert: field before -> after'."""
 
@@ -68,7 +69,7 @@ def prepare_rules(spec: PrometheusSpec, scenario_dir: Path, out_dir: Path) -> Ru
         target = out_dir / f"{index:02d}-{source.stem}.yml"
         write_rule_file(groups, target)
         written.append(target)
-    return RulesPrepared(written, spec.time_compression, changes)
+    return RulesPrepared(written, spec.time_compression, sources, changes)
 
 
 def wait_ready(url: str, process: Spawned, what: str, timeout: float, ctx: TargetContext) -> None:

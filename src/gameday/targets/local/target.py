@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 from gameday.engine.changes import ChangeSet
-from gameday.engine.events import ComponentReady, Note
+from gameday.engine.events import ComponentReady, Note, RulesLoaded
 from gameday.engine.undo import RemoveTree
-from gameday.errors import ComponentUnreachable, InjectionError
+from gameday.errors import ComponentUnreachable, InjectionError, UsageError
 from gameday.observe.nvml import DcgmCollector, nvml_device_count
 from gameday.scenario.model import Requirement, TargetParams
-from gameday.targets.base import Endpoints, Target, TargetContext, targets
+from gameday.targets.base import Endpoints, RuleOptions, Target, TargetContext, targets
 from gameday.targets.local.cgroup import MemoryCgroup, RemoveCgroup, memory_cgroup_support
 from gameday.targets.local.exporter import ContainerStateCollector, MetricsExporter
 from gameday.targets.local.monitoring import MonitoringStack
@@ -77,6 +77,19 @@ class LocalTarget(Target):
     @property
     def pod(self) -> str:
         return f"{self.ctx.scenario}-{SERVER}"
+
+    @classmethod
+    def with_rules(cls, params: TargetParams, options: RuleOptions) -> TargetParams:
+        assert isinstance(params, LocalTargetSpec)
+        prometheus = params.prometheus
+        rules = [r for r in prometheus.rules if options.bundled or r != "bundled"]
+        rules += [str(path.resolve()) for path in options.files]
+        if not rules:
+            raise UsageError("--no-bundled-rules leaves no rules at all: give --rules FILE")
+        update: dict[str, object] = {"rules": rules}
+        if options.time_compression is not None:
+            update["time_compression"] = options.time_compression
+        return params.model_copy(update={"prometheus": prometheus.model_copy(update=update)})
 
     def simulated(self) -> list[str]:
         notes = [
@@ -193,6 +206,16 @@ class LocalTarget(Target):
             labels={"namespace": NAMESPACE, "pod": self.pod},
         )
         rules = self.monitoring.rules
+        if rules is not None:
+            ctx.bus.emit(
+                RulesLoaded(
+                    scenario=ctx.scenario,
+                    sources=tuple(str(path) for path in rules.sources),
+                    factor=rules.factor,
+                    alerting_rules=self.monitoring.alerting_rules,
+                    rewrites=tuple(rules.changes),
+                )
+            )
         ctx.bus.emit(
             ComponentReady(
                 scenario=ctx.scenario,
