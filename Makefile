@@ -70,3 +70,8 @@ schema: venv
 
 clean:
 	rm -rf $(VENV) reports .mypy_cache .ruff_cache .pytest_cache
+
+# the alert coverage table in README.md (between <!-- coverage:start --> and <!-- coverage:end -->)
+.PHONY: coverage-doc
+coverage-doc: venv
+	$(BIN)/python -m gameday.rules.coverage --update-readme README.md
