@@ -23,6 +23,7 @@ from rich.text import Text
 
 from gameday import __version__
 from gameday.errors import ExitCode, GamedayError, UsageError
+from gameday.rules.cli import app as alerts_app
 from gameday.sim.cli import app as sim_app
 from gameday.targets.base import RuleOptions
 from gameday.testenv.cli import app as testenv_app
@@ -49,6 +50,7 @@ app = typer.Typer(
 )
 app.add_typer(sim_app, name="sim")
 app.add_typer(testenv_app, name="testenv")
+app.add_typer(alerts_app, name="alerts")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
