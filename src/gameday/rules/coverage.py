@@ -31,10 +31,10 @@ from typing import Literal
 from rich.table import Table
 
 from gameday.assertions.alert import AlertParams
-from gameday.errors import InputError, ScenarioError, ScenarioIssue
+from gameday.errors import InputError
 from gameday.rules.loader import load_rule_file
 from gameday.rules.model import RuleGroup
-from gameday.scenario.loader import LoadedScenario, discover, load_scenario
+from gameday.scenario.loader import LoadedScenario, load_scenarios
 from gameday.scenario.model import Phase
 
 __all__ = [
@@ -309,26 +309,11 @@ def alert_coverage(scenarios: list[LoadedScenario], rule_files: list[Path]) -> C
 
 
 def load_scenario_files(paths: Iterable[Path]) -> list[LoadedScenario]:
-    """Every scenario file named or found under the directories of ``paths``.
-
-    Unlike a suite, scenarios of different tiers may share a name. Raises ScenarioError
-    listing every problem of every file."""
+    """Every scenario file named or found under the directories of ``paths``; unlike a
+    suite, scenarios of different tiers may share a name."""
     from gameday.plugins import catalog
 
-    files = discover(paths)
-    if not files:
-        raise ScenarioError([ScenarioIssue(".", None, None, "", "no scenario files found")])
-    loaded: list[LoadedScenario] = []
-    issues: list[ScenarioIssue] = []
-    models = catalog()
-    for file in files:
-        try:
-            loaded.append(load_scenario(file, models))
-        except ScenarioError as error:
-            issues.extend(error.issues)
-    if issues:
-        raise ScenarioError(issues)
-    return loaded
+    return load_scenarios(paths, catalog(), unique_names=False)
 
 
 def rule_files_in(paths: Iterable[Path]) -> list[Path]:

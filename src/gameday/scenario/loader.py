@@ -295,8 +295,13 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_scenarios(paths: Iterable[Path], catalog: Catalog) -> list[LoadedScenario]:
-    """Load every file; collect all problems from all files before raising."""
+def load_scenarios(
+    paths: Iterable[Path], catalog: Catalog, *, unique_names: bool = True
+) -> list[LoadedScenario]:
+    """Load every file; collect all problems from all files before raising.
+
+    A suite needs unique names (they name report folders); a library of several tiers
+    may repeat one (``unique_names=False``)."""
     loaded: list[LoadedScenario] = []
     issues: list[ScenarioIssue] = []
     files = discover(paths)
@@ -310,7 +315,7 @@ def load_scenarios(paths: Iterable[Path], catalog: Catalog) -> list[LoadedScenar
     if issues:
         raise ScenarioError(issues)
     names: dict[str, Path] = {}
-    for item in loaded:
+    for item in loaded if unique_names else []:
         if item.scenario.name in names:
             issues.append(
                 item.issue(
