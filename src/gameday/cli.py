@@ -250,8 +250,11 @@ def schema(
 def list_(
     what: Annotated[
         str | None,
-        typer.Argument(help="faults, expectations, targets or scenarios; default: all."),
+        typer.Argument(help="faults, expectations, targets, scenarios or runbooks; default: all."),
     ] = None,
+    runbooks: Annotated[
+        bool, typer.Option("--runbooks", help="Same as `list runbooks`: the runbook catalog.")
+    ] = False,
     scenario_dir: Annotated[Path, typer.Option(help="Where to look for scenarios.")] = Path(
         "scenarios"
     ),
@@ -263,7 +266,9 @@ def list_(
     from gameday.targets.base import targets
 
     load_builtins()
-    sections = ("faults", "expectations", "targets", "scenarios")
+    sections = ("faults", "expectations", "targets", "scenarios", "runbooks")
+    if runbooks:
+        what = "runbooks"
     if what is not None and what not in sections:
         _error(f"unknown list {what!r}; choose one of {', '.join(sections)}")
         raise typer.Exit(ExitCode.INVALID)
@@ -295,6 +300,8 @@ def list_(
         for name, target in targets.items():
             table.add_row(name, (target.Params.__doc__ or "").strip().splitlines()[0])
         out.print(table)
+    if "runbooks" in chosen:
+        out.print(_runbook_table(scenario_dir))
     if "scenarios" in chosen:
         from gameday.plugins import catalog
         from gameday.scenario.loader import discover, load_scenario
@@ -319,6 +326,36 @@ def list_(
                 ", ".join(f.type for f in scenario.faults),
             )
         out.print(table)
+
+
+def _runbook_table(scenario_dir: Path) -> Table:
+    """The catalog, with the scenarios (under ``scenario_dir``) that reproduce each code."""
+    from gameday.plugins import catalog
+    from gameday.runbooks import load_catalog
+    from gameday.scenario.loader import discover, load_scenario
+
+    reproduced: dict[str, list[str]] = {}
+    for file in discover([scenario_dir]) if scenario_dir.is_dir() else []:
+        try:
+            scenario = load_scenario(file, catalog()).scenario
+        except GamedayError:
+            continue  # `list scenarios` shows the invalid ones
+        if scenario.metadata.runbook:
+            tier = scenario.target.kind
+            reproduced.setdefault(scenario.metadata.runbook, []).append(f"{scenario.name} ({tier})")
+    table = Table(title="runbook catalog", title_justify="left")
+    for column in ("code", "title", "category", "reproducible on", "faults", "scenarios"):
+        table.add_column(column, overflow="fold")
+    for entry in load_catalog().entries:
+        table.add_row(
+            entry.code,
+            entry.title,
+            entry.category,
+            ", ".join(entry.reproducible.tiers),
+            ", ".join(entry.faults) or "—",
+            ", ".join(reproduced.get(entry.code, [])) or "—",
+        )
+    return table
 
 
 @app.command()
