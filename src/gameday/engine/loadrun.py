@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from gameday.engine.changes import ChangeSet
-from gameday.engine.events import LoadSampled
+from gameday.engine.events import ComponentReady, LoadSampled
 from gameday.load import LoadConfig, LoadDriver, LoadSample
 from gameday.targets.local.processes import TOKEN_VARIABLE, KillProcesses
 
@@ -39,4 +39,13 @@ def start_load(run: ScenarioRun, server: str, changes: ChangeSet) -> LoadDriver:
         env={TOKEN_VARIABLE: token},
     )
     driver.start()
+    run.emit(
+        ComponentReady(
+            scenario=run.name,
+            component="locust",
+            url=server,
+            pid=driver.pid,
+            detail=f"{spec.users} users, {spec.profile}, stream={spec.stream}, headless",
+        )
+    )
     return driver
