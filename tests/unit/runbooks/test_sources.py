@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from typing import Any
 
@@ -96,13 +97,21 @@ def test_slug_is_githubs_anchor() -> None:
     assert slug("Runbook: Model Inference Failure") == "runbook-model-inference-failure"
 
 
-def test_repository_copies_of_the_seeds_match_the_project_seeds() -> None:
-    """docs/seeds are byte-for-byte copies of the project's shared/seeds, where present."""
-    shared = REPO.parent / "shared" / "seeds"
-    if not shared.is_dir():
-        pytest.skip(f"{shared} is not here (a clone outside the project workspace)")
+def test_repository_copies_of_the_seeds_are_intact() -> None:
+    """docs/seeds are byte-for-byte copies: their SHA256SUMS hold, and where the project's
+    shared/seeds is at hand (a workspace, not a bare clone) they equal it too."""
     ours = REPO / "docs" / "seeds"
-    for original in sorted(shared.glob("*.txt")):
-        copy = ours / original.name
-        assert copy.is_file(), f"{copy} missing: copy {original} into docs/seeds"
-        assert copy.read_bytes() == original.read_bytes(), f"{copy} differs from {original}"
+    sums = dict(
+        reversed(line.split(maxsplit=1))
+        for line in (ours / "SHA256SUMS").read_text().splitlines()
+        if line.strip()
+    )
+    assert sorted(sums) == sorted(p.name for p in ours.glob("*.txt"))
+    for name, digest in sums.items():
+        assert hashlib.sha256((ours / name).read_bytes()).hexdigest() == digest, f"{name} edited"
+    shared = REPO.parent / "shared" / "seeds"
+    for original in sorted(shared.glob("*.txt")) if shared.is_dir() else []:
+        assert (ours / original.name).read_bytes() == original.read_bytes(), (
+            f"docs/seeds/{original.name} differs from {original}: copy it again and "
+            "regenerate SHA256SUMS (sha256sum *.txt > SHA256SUMS)"
+        )
