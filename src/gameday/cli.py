@@ -30,6 +30,7 @@ from gameday.testenv.cli import app as testenv_app
 
 if TYPE_CHECKING:
     from gameday.scenario.loader import LoadedScenario
+    from gameday.scenario.model import Scenario
 
 __all__ = ["app", "main"]
 
@@ -157,7 +158,8 @@ def run(
         typer.Option(
             "--rules",
             help="Your alert rules (plain rule files or PrometheusRule manifests, one or "
-            "many documents), loaded next to the scenario's. Repeatable. Local tier.",
+            "many documents; a directory gives its *.yml/*.yaml), loaded next to the "
+            "scenario's. Repeatable. Local tier.",
         ),
     ] = None,
     bundled_rules: Annotated[
@@ -186,11 +188,13 @@ def run(
     from gameday.reports import ReportBuilder, write_reports
     from gameday.reports.console import ConsoleView
     from gameday.reports.live import LiveView
+    from gameday.rules.loader import rule_files_in
     from gameday.scenario.loader import load_scenarios
 
     pause = _guard(lambda: _duration("--cooldown", cooldown))
     loaded = _guard(lambda: load_scenarios(_paths(paths), catalog()))
-    options = RuleOptions(tuple(_paths(rules or [])), bundled_rules, time_compression)
+    rule_files = _guard(lambda: rule_files_in(_paths(rules or [])))
+    options = RuleOptions(tuple(rule_files), bundled_rules, time_compression)
     if options != RuleOptions():
         loaded = _guard(lambda: [_with_rules(item, options) for item in loaded])
     if dry_run:
@@ -303,19 +307,13 @@ def list_(
     if "runbooks" in chosen:
         out.print(_runbook_table(scenario_dir))
     if "scenarios" in chosen:
-        from gameday.plugins import catalog
-        from gameday.scenario.loader import discover, load_scenario
-
         table = Table(title=f"scenarios under {scenario_dir}", title_justify="left")
         for column in ("file", "name", "tier", "runbook", "faults"):
             table.add_column(column)
-        files = discover([scenario_dir]) if scenario_dir.is_dir() else []
-        for file in files:
-            try:
-                scenario = load_scenario(file, catalog()).scenario
-            except GamedayError as error:
+        for file, scenario in _scenarios_under(scenario_dir):
+            if isinstance(scenario, GamedayError):
                 table.add_row(
-                    str(file), f"[red]invalid: {str(error).splitlines()[0]}[/red]", "", "", ""
+                    str(file), f"[red]invalid: {str(scenario).splitlines()[0]}[/red]", "", "", ""
                 )
                 continue
             table.add_row(
@@ -328,19 +326,29 @@ def list_(
         out.print(table)
 
 
-def _runbook_table(scenario_dir: Path) -> Table:
-    """The catalog, with the scenarios (under ``scenario_dir``) that reproduce each code."""
+def _scenarios_under(scenario_dir: Path) -> list[tuple[Path, Scenario | GamedayError]]:
+    """Each scenario file under ``scenario_dir``, loaded, or the error that stopped it."""
     from gameday.plugins import catalog
-    from gameday.runbooks import load_catalog
     from gameday.scenario.loader import discover, load_scenario
 
-    reproduced: dict[str, list[str]] = {}
+    models = catalog()
+    found: list[tuple[Path, Scenario | GamedayError]] = []
     for file in discover([scenario_dir]) if scenario_dir.is_dir() else []:
         try:
-            scenario = load_scenario(file, catalog()).scenario
-        except GamedayError:
-            continue  # `list scenarios` shows the invalid ones
-        if scenario.metadata.runbook:
+            found.append((file, load_scenario(file, models).scenario))
+        except GamedayError as error:
+            found.append((file, error))
+    return found
+
+
+def _runbook_table(scenario_dir: Path) -> Table:
+    """The catalog, with the scenarios (under ``scenario_dir``) that reproduce each code."""
+    from gameday.runbooks import load_catalog
+
+    reproduced: dict[str, list[str]] = {}
+    for _, scenario in _scenarios_under(scenario_dir):
+        # `list scenarios` shows the invalid ones
+        if not isinstance(scenario, GamedayError) and scenario.metadata.runbook:
             tier = scenario.target.kind
             reproduced.setdefault(scenario.metadata.runbook, []).append(f"{scenario.name} ({tier})")
     table = Table(title="runbook catalog", title_justify="left")

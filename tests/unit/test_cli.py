@@ -130,3 +130,20 @@ def test_list_runbooks_shows_the_catalog_and_who_reproduces_each_code(
     assert "port-conflict (local)" in rows["NETWORK001"]
     assert "model-missing (local)" in rows["ModelInferenceFailure"]
     assert "none" in rows["GPU001"]  # not reproducible on any tier we have
+
+
+def test_run_rules_takes_a_directory_of_rule_files(tmp_path: Path) -> None:
+    team = tmp_path / "team"
+    team.mkdir()
+    rules = REPO / "tests" / "e2e" / "scenarios" / "team-rules.prometheusrule.yaml"
+    (team / rules.name).write_text(rules.read_text())
+    scenario = str(REPO / "tests" / "e2e" / "scenarios" / "team-rules.yaml")
+    accepted = gameday("run", "--dry-run", scenario, "--rules", str(team), cwd=tmp_path)
+    assert accepted.returncode == 0, accepted.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = gameday("run", "--dry-run", scenario, "--rules", str(empty), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"error: {empty}: no *.yml or *.yaml rule files in this directory"
+    )

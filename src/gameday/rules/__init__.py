@@ -27,6 +27,7 @@ from gameday.rules.loader import (
     load_rule_file,
     load_rule_files,
     parse_rule_documents,
+    rule_files_in,
     write_rule_file,
 )
 from gameday.rules.model import PrometheusDuration, Rule, RuleError, RuleFile, RuleGroup
@@ -56,6 +57,7 @@ __all__ = [
     "parse_rule_documents",
     "prometheus_duration_ms",
     "replace_durations",
+    "rule_files_in",
     "scale_duration",
     "write_rule_file",
 ]

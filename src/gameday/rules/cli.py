@@ -33,20 +33,6 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def _rule_paths(paths: list[Path]) -> list[Path]:
-    """Files as given; a directory gives its *.yml and *.yaml files, sorted."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            inside = sorted([*path.glob("*.yml"), *path.glob("*.yaml")])
-            if not inside:
-                raise UsageError(f"{path}: no *.yml or *.yaml rule files in this directory")
-            found.extend(inside)
-        else:
-            found.append(path)
-    return found
-
-
 @app.command()
 def lint(
     rules: Annotated[
@@ -119,13 +105,14 @@ def lint(
         load_rules,
         read_metrics_file,
     )
+    from gameday.rules.loader import rule_files_in
 
     if not target and not metrics_file:
         _error("give at least one --target URL or --metrics-file FILE")
         raise typer.Exit(ExitCode.INVALID)
     extra = scrape_label or []
     lookback_s = _guard(lambda: _duration("--lookback", lookback))
-    loaded = _guard(lambda: load_rules(_rule_paths(rules)))
+    loaded = _guard(lambda: load_rules(rule_files_in(rules)))
     promtool = _guard(find_promtool)
 
     def sources() -> list[Source]:

@@ -56,7 +56,6 @@ __all__ = [
     "main",
     "readme_block",
     "replace_readme_block",
-    "rule_files_in",
     "scenario_table",
     "undefined_table",
     "update_readme",
@@ -316,23 +315,10 @@ def load_scenario_files(paths: Iterable[Path]) -> list[LoadedScenario]:
     return load_scenarios(paths, catalog(), unique_names=False)
 
 
-def rule_files_in(paths: Iterable[Path]) -> list[Path]:
-    """Rule files named, or ``*.yml``/``*.yaml`` found (sorted) under directories."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(
-                p for p in sorted(path.rglob("*")) if p.suffix in (".yml", ".yaml") and p.is_file()
-            )
-        else:
-            found.append(path)
-    return found
-
-
 def load_coverage(scenario_paths: Iterable[Path], rule_paths: Iterable[Path] | None) -> Coverage:
     """Coverage of the scenarios under ``scenario_paths`` against the rules under
     ``rule_paths`` (None: the bundled rules and the Kubernetes rules)."""
-    from gameday.rules import bundled_rule_files, kubernetes_rule_files
+    from gameday.rules import bundled_rule_files, kubernetes_rule_files, rule_files_in
 
     files = (
         [*bundled_rule_files(), *kubernetes_rule_files()]

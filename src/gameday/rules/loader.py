@@ -21,6 +21,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from gameday.errors import UsageError
 from gameday.rules.model import RuleError, RuleFile, RuleGroup
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "load_rule_file",
     "load_rule_files",
     "parse_rule_documents",
+    "rule_files_in",
     "write_rule_file",
 ]
 
@@ -44,6 +46,20 @@ def load_rule_file(path: StrPath) -> list[RuleGroup]:
     except OSError as exc:
         raise RuleError(f"{path}: cannot read rule file: {exc.strerror or exc}") from exc
     return parse_rule_documents(text, source=str(path))
+
+
+def rule_files_in(paths: Iterable[Path]) -> list[Path]:
+    """Files as given; a directory gives its ``*.yml`` and ``*.yaml`` files, sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted([*path.glob("*.yml"), *path.glob("*.yaml")])
+            if not inside:
+                raise UsageError(f"{path}: no *.yml or *.yaml rule files in this directory")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
 
 
 def load_rule_files(paths: Iterable[StrPath]) -> list[RuleGroup]:
