@@ -54,7 +54,13 @@ from gameday.errors import Aborted, ExitCode, GamedayError, InjectionError
 from gameday.injectors.base import FaultContext, Injector, faults
 from gameday.observe.alerts import AlertPoller
 from gameday.scenario.loader import LoadedScenario
-from gameday.scenario.model import ExpectationEntry, Phase, Scenario, deadline_of
+from gameday.scenario.model import (
+    DEFAULT_DEADLINES,
+    ExpectationEntry,
+    Phase,
+    Scenario,
+    deadline_of,
+)
 from gameday.targets.base import Target, TargetContext, targets
 
 __all__ = ["GameDay", "Outcome", "RunOptions", "RunResult", "new_run_id"]
@@ -444,21 +450,21 @@ class ScenarioRun:
         steady = self._expectations(Phase.STEADY_STATE, scenario.steady_state, exp_ctx)
         steady_since = time.time()
         self._wait_until(lambda: self._evaluate(steady, steady_since))
+        problem = None
         if not steady:
             # a suite checks the system is healthy before each scenario, declared or not
             try:
-                self.note(f"steady state (implicit): {self.target.check_serving(30.0)}")
+                timeout = DEFAULT_DEADLINES[Phase.STEADY_STATE]
+                self.note(f"steady state (implicit): {self.target.check_serving(timeout)}")
             except GamedayError as error:
-                self._expectations(Phase.EXPECT, scenario.expect, exp_ctx)
-                self._expectations(Phase.RECOVER, scenario.recover, exp_ctx)
-                return Outcome.FAILED, f"not serving before the faults ({error}); nothing injected"
-        if any(t.outcome == "failed" for t in steady):
+                problem = f"not serving before the faults ({error}); nothing injected"
+        elif any(t.outcome == "failed" for t in steady):
+            problem = "steady state did not hold before the faults; nothing was injected"
+        if problem is not None:
+            # listed, so the report shows them as not reached
             self._expectations(Phase.EXPECT, scenario.expect, exp_ctx)
             self._expectations(Phase.RECOVER, scenario.recover, exp_ctx)
-            return (
-                Outcome.FAILED,
-                "steady state did not hold before the faults; nothing was injected",
-            )
+            return Outcome.FAILED, problem
 
         self._phase("experiment")
         expect = self._expectations(Phase.EXPECT, scenario.expect, exp_ctx)

@@ -129,6 +129,20 @@ class ScenarioReport(BaseModel):
         """Whether anything was injected: without it there is nothing to detect or recover."""
         return any(f.applied_at is not None for f in self.faults)
 
+    def budget(self, figure: str) -> tuple[float | None, float | None]:
+        """``figure`` detect or recover: (the time measured, the budget it is held to)."""
+        if figure == "detect":
+            return self.time_to_detect_s, self.detect_budget_s
+        return self.time_to_recover_s, self.recover_budget_s
+
+    def within_budget(self, figure: str) -> bool | None:
+        """Whether time to ``figure`` (detect or recover) stayed inside its budget; None
+        when there is no budget, or no fault was applied (nothing to detect or recover)."""
+        measured, budget = self.budget(figure)
+        if budget is None or not self.fault_applied:
+            return None
+        return measured is not None and measured <= budget
+
     def failed_expectations(self) -> list[ExpectationResult]:
         return [e for e in self.expectations if e.outcome == "failed"]
 

@@ -35,10 +35,6 @@ class ScoreItem:
     credit: float
 
 
-def _within(measured: float | None, budget: float | None) -> float:
-    return 1.0 if measured is not None and budget is not None and measured <= budget else 0.0
-
-
 def score_items(scenario: ScenarioReport) -> list[ScoreItem]:
     items = [
         ScoreItem(e.name, SEVERITY_WEIGHTS.get(e.severity, 1), float(e.outcome == "passed"))
@@ -46,14 +42,13 @@ def score_items(scenario: ScenarioReport) -> list[ScoreItem]:
         if e.phase in SCORED_PHASES
     ]
     phases = {e.phase for e in scenario.expectations}
-    if not scenario.fault_applied:
-        return items
-    if "expect" in phases and scenario.detect_budget_s is not None:
-        credit = _within(scenario.time_to_detect_s, scenario.detect_budget_s)
-        items.append(ScoreItem("detected inside budget", BUDGET_WEIGHT, credit))
-    if "recover" in phases and scenario.recover_budget_s is not None:
-        credit = _within(scenario.time_to_recover_s, scenario.recover_budget_s)
-        items.append(ScoreItem("recovered inside budget", BUDGET_WEIGHT, credit))
+    for phase, figure, name in (
+        ("expect", "detect", "detected inside budget"),
+        ("recover", "recover", "recovered inside budget"),
+    ):
+        inside = scenario.within_budget(figure)
+        if phase in phases and inside is not None:
+            items.append(ScoreItem(name, BUDGET_WEIGHT, float(inside)))
     return items
 
 

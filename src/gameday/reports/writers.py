@@ -24,15 +24,11 @@ def _fmt_score(value: float | None) -> str:
 
 def _against_budget(scenario: ScenarioReport, figure: str) -> str:
     """``figure``: detect or recover. The budget is shown only if a fault was applied."""
-    value, budget = (
-        (scenario.time_to_detect_s, scenario.detect_budget_s)
-        if figure == "detect"
-        else (scenario.time_to_recover_s, scenario.recover_budget_s)
-    )
-    if budget is None or not scenario.fault_applied:
-        return _fmt_seconds(value)
-    verdict = "inside" if value is not None and value <= budget else "missed"
-    return f"{_fmt_seconds(value)} (budget {budget:g}s, {verdict})"
+    measured, budget = scenario.budget(figure)
+    inside = scenario.within_budget(figure)
+    if inside is None:
+        return _fmt_seconds(measured)
+    return f"{_fmt_seconds(measured)} (budget {budget:g}s, {'inside' if inside else 'missed'})"
 
 
 # XML 1.0 has no way to write these (server log lines bring ANSI escapes, say)
