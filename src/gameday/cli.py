@@ -24,6 +24,7 @@ from rich.text import Text
 from gameday import __version__
 from gameday.errors import ExitCode, GamedayError, UsageError
 from gameday.rules.cli import app as alerts_app
+from gameday.runbooks.cli import diagnose
 from gameday.sim.cli import app as sim_app
 from gameday.targets.base import RuleOptions
 from gameday.testenv.cli import app as testenv_app
@@ -52,6 +53,7 @@ app = typer.Typer(
 app.add_typer(sim_app, name="sim")
 app.add_typer(testenv_app, name="testenv")
 app.add_typer(alerts_app, name="alerts")
+app.command()(diagnose)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -254,7 +256,9 @@ def schema(
 def list_(
     what: Annotated[
         str | None,
-        typer.Argument(help="faults, expectations, targets, scenarios or runbooks; default: all."),
+        typer.Argument(
+            help="faults, expectations, remedies, targets, scenarios or runbooks; default: all."
+        ),
     ] = None,
     runbooks: Annotated[
         bool, typer.Option("--runbooks", help="Same as `list runbooks`: the runbook catalog.")
@@ -263,14 +267,15 @@ def list_(
         "scenarios"
     ),
 ) -> None:
-    """List the faults, expectation kinds, targets and scenarios this installation knows."""
+    """List the faults, expectation kinds, remedy steps, targets, scenarios and runbook codes
+    this installation knows."""
     from gameday.assertions.base import expectations
     from gameday.injectors.base import faults
     from gameday.plugins import load_builtins
     from gameday.targets.base import targets
 
     load_builtins()
-    sections = ("faults", "expectations", "targets", "scenarios", "runbooks")
+    sections = ("faults", "expectations", "remedies", "targets", "scenarios", "runbooks")
     if runbooks:
         what = "runbooks"
     if what is not None and what not in sections:
@@ -296,6 +301,16 @@ def list_(
         table.add_column("what it checks")
         for name, kind in expectations.items():
             table.add_row(name, kind.summary)
+        out.print(table)
+    if "remedies" in chosen:
+        from gameday.remedies.base import remedies
+
+        table = Table(title="remedy steps (a runbook's remediation, as code)", title_justify="left")
+        for column in ("target", "step", "what it does"):
+            table.add_column(column)
+        for key, remedy in remedies.items():
+            tier, _, step = key.partition("/")
+            table.add_row(tier, step, remedy.summary)
         out.print(table)
     if "targets" in chosen:
         table = Table(title="targets", title_justify="left")

@@ -26,6 +26,10 @@ BUILTIN_MODULES = (
     "gameday.assertions.http",
     "gameday.assertions.process",
     "gameday.assertions.log",
+    "gameday.assertions.runbook",
+    "gameday.remedies.local.free_port",
+    "gameday.remedies.local.raise_memory_limit",
+    "gameday.remedies.local.restart_server",
     "gameday.testenv.cluster",  # its undo kind, for `gameday cleanup`
 )
 

@@ -81,3 +81,25 @@ def check_report(run_dir: Path, shots: Path) -> dict[str, PageLoad]:
         loads[name] = load
     assert '<table class="suite">' in loads["report.html"].dom
     return loads
+
+
+def assert_diagnosed_as_named(result: dict[str, Any]) -> None:
+    """The scenario names a runbook code, asserts its diagnosis, and the report's ranked
+    diagnosis puts that code first; a remedy, where the scenario has one, ran its steps
+    and the service recovered inside the runbook's budget."""
+    code = result["runbook"]
+    assert code, f"{result['name']} names no runbook code"
+    diagnosed = [e for e in result["expectations"] if e["kind"] == "runbook"]
+    assert diagnosed and all(e["outcome"] == "passed" for e in diagnosed), diagnosed
+    assert any(code in line for e in diagnosed for line in e["evidence"]), diagnosed
+    assert result["diagnosis"][0]["code"] == code, result["diagnosis"]
+    remedy = result["remedy"]
+    if result["spec"].get("remedy") is None:
+        assert remedy is None
+        return
+    assert remedy["runbook"] == result["spec"]["remedy"]["runbook"]
+    assert remedy["outcome"] == "done", remedy
+    assert any(step["outcome"] == "done" for step in remedy["steps"]), remedy["steps"]
+    assert result["recover_budget_s"] == remedy["budget_s"]
+    assert result["time_to_recover_s"] is not None
+    assert result["time_to_recover_s"] <= remedy["budget_s"]

@@ -10,7 +10,7 @@ import pytest
 from gameday.engine.journal import outstanding_undos
 from gameday.engine.requirements import nvidia_gpu_present
 from gameday.plugins import load_builtins
-from tests.e2e.conftest import SCENARIOS, check_report, gameday
+from tests.e2e.conftest import SCENARIOS, assert_diagnosed_as_named, check_report, gameday
 
 NO_GPU = nvidia_gpu_present()  # the GPU scenario runs only where NVML finds a GPU
 
@@ -57,6 +57,7 @@ def test_bundled_scenario_passes(scenario: str, alerts: list[str], tmp_path: Pat
     assert result["time_to_detect_s"] is not None and result["time_to_detect_s"] > 0
     assert result["time_to_recover_s"] is not None
     assert all(e["outcome"] == "passed" for e in result["expectations"])
+    assert_diagnosed_as_named(result)
     for alert in alerts:
         assert_fired_and_resolved(report, alert)
     fault = result["faults"][0]

@@ -18,7 +18,7 @@ import pytest
 from gameday.engine.journal import outstanding_undos
 from gameday.plugins import load_builtins
 from gameday.sim.model import write_model_dir
-from tests.e2e.conftest import SCENARIOS, Run, check_report, gameday
+from tests.e2e.conftest import SCENARIOS, Run, assert_diagnosed_as_named, check_report, gameday
 from tests.e2e.test_local_scenarios import assert_fired_and_resolved
 
 GENERATED_MODEL = "model: {size: 16Mi, files: 2}"
@@ -49,6 +49,7 @@ def assert_passed(run: Run) -> dict[str, Any]:
     load_builtins()  # the undo kinds
     assert outstanding_undos(run.run_dir / "journal.jsonl") == []  # type: ignore[operator]
     assert result["score"] == 100.0
+    assert_diagnosed_as_named(result)
     check_report(run.run_dir, run.run_dir.parent / "screenshots")  # type: ignore[union-attr]
     return result  # type: ignore[no-any-return]
 

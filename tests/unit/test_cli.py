@@ -31,11 +31,11 @@ def gameday(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     [
         (
             ("users: 8,", "userz: 8,"),
-            ":17:30: load.userz: unknown field 'userz' (did you mean 'users'?)",
+            ":19:30: load.userz: unknown field 'userz' (did you mean 'users'?)",
         ),
         (
-            ("at: 2s, duration: 25s", "at: 2x, duration: 25s"),
-            ":22:48: faults[0].at: invalid duration '2x'",
+            ("type: port-conflict, at: 2s}", "type: port-conflict, at: 2x}"),
+            ":24:48: faults[0].at: invalid duration '2x'",
         ),
         (("load: {profile", "load: {{profile"), "invalid YAML"),
     ],
@@ -107,7 +107,7 @@ def test_list_shows_faults_and_kinds(tmp_path: Path) -> None:
         "http",
         "process",
         "local",
-        "NETWORK001",
+        "PortInUse",
     ):
         assert word in result.stdout
     assert gameday("list", "nonsense", cwd=tmp_path).returncode == 2
@@ -127,8 +127,8 @@ def test_list_runbooks_shows_the_catalog_and_who_reproduces_each_code(
     assert result.returncode == 0, result.stderr
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
     assert {"DEPLOYMENT001", "AUTH002", "ModelInferenceFailure", "PortInUse"} <= set(rows)
-    assert "port-conflict (local)" in rows["NETWORK001"]
-    assert "model-missing (local)" in rows["ModelInferenceFailure"]
+    assert "port-conflict (local)" in rows["PortInUse"]
+    assert "model-missing (local)" in rows["InferenceModelLoading"]
     assert "none" in rows["GPU001"]  # not reproducible on any tier we have
 
 

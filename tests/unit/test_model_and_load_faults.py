@@ -228,7 +228,7 @@ def test_the_faults_are_registered() -> None:
     assert faults.get("model-missing") is ModelMissing
     assert faults.get("model-corrupt") is ModelCorrupt
     assert faults.get("load-spike") is LoadSpike
-    assert ModelMissing.runbook == ModelCorrupt.runbook == "ModelInferenceFailure"
+    assert ModelMissing.runbook == ModelCorrupt.runbook == "InferenceModelLoading"
 
 
 # -- model-missing ---------------------------------------------------------------------

@@ -38,6 +38,9 @@ __all__ = [
     "ProcessBackoff",
     "ProcessExited",
     "ProcessStarted",
+    "RemedyFinished",
+    "RemedyStarted",
+    "RemedyStep",
     "RulesLoaded",
     "RunFinished",
     "RunStarted",
@@ -225,6 +228,44 @@ class FaultFailed(Event):
     stage: str
     """apply or revert."""
     error: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemedyStarted(Event):
+    """The runner began the runbook's remediation for ``runbook``."""
+
+    runbook: str
+    title: str
+    budget: float
+    """Seconds the runbook allows to recover."""
+    budget_source: str
+    """Where the budget comes from: the seed's section, or 'default (...)'."""
+    steps: tuple[str, ...]
+    """Every step of the remediation, as 'kind: what it does', run or not."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemedyStep(Event):
+    """One remediation step: announced before it acts, then done, failed or not run."""
+
+    runbook: str
+    index: int
+    kind: str
+    description: str
+    outcome: str
+    """started, done, failed, or skipped (a human's step, a conditional one, or one this
+    target cannot take)."""
+    details: tuple[tuple[str, str], ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemedyFinished(Event):
+    runbook: str
+    started: float
+    outcome: str
+    """done (every step it could run succeeded) or failed."""
+    error: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,11 +47,14 @@ class Observations:
     )
     logs: list[LogLine] = field(default_factory=list)
     faults: list[FaultApplied | FaultReverted] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    """Every event of the scenario, in order (the diagnoser reads them all)."""
 
     def __call__(self, event: Event) -> None:
         """The event-bus handler: keep what belongs to this scenario."""
         if event.scenario != self.scenario:
             return
+        self.events.append(event)
         if isinstance(event, AlertChanged):
             self.alert_changes[(event.source, event.alert)].append(event)
         elif isinstance(event, LoadSampled):

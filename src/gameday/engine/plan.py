@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gameday.errors import ScenarioError, ScenarioIssue
+from gameday.errors import ScenarioError, ScenarioIssue, UsageError
 from gameday.injectors.base import faults
+from gameday.remedies.base import PlannedStep, plan_remedy
+from gameday.runbooks import load_catalog
 from gameday.scenario.loader import LoadedScenario
-from gameday.scenario.model import Phase
+from gameday.scenario.model import Phase, RemedySpec
 from gameday.scenario.units import format_duration
 
 __all__ = ["check_plan", "describe_plan"]
@@ -46,6 +48,58 @@ def _issues(item: LoadedScenario) -> list[ScenarioIssue]:
     )
     if uses_load and scenario.load is None:
         issues.append(item.issue(["load"], "load expectations need a load: section"))
+    issues.extend(_remedy_issues(item))
+    return issues
+
+
+def _remedy_issues(item: LoadedScenario) -> list[ScenarioIssue]:
+    scenario = item.scenario
+    if scenario.remedy is None:
+        return []
+    catalog = load_catalog()
+    remedy = scenario.remedy
+    if remedy.runbook not in catalog:
+        try:
+            catalog.get(remedy.runbook)
+        except UsageError as error:
+            return [item.issue(["remedy", "runbook"], str(error))]
+    issues = []
+    if not scenario.faults:
+        issues.append(item.issue(["remedy"], "a remedy needs a fault to fix"))
+    for index, fault in enumerate(scenario.faults):
+        if fault.duration is not None:
+            issues.append(
+                item.issue(
+                    ["faults", index, "duration"],
+                    f"fault {fault.name} has a duration, but the remedy is what ends it; "
+                    "drop duration",
+                )
+            )
+    steps = plan_remedy(catalog.get(remedy.runbook), scenario.target.kind, remedy.actions)
+    kinds: dict[str, PlannedStep] = {step.action.kind: step for step in steps}
+    for position, kind in enumerate(remedy.actions or []):
+        step = kinds.get(kind)
+        if step is None:
+            issues.append(
+                item.issue(
+                    ["remedy", "actions", position],
+                    f"{remedy.runbook}'s remediation has no {kind} step "
+                    f"(it has: {', '.join(kinds)})",
+                )
+            )
+        elif not step.runs:
+            issues.append(
+                item.issue(["remedy", "actions", position], f"{kind} cannot run: {step.skip}")
+            )
+    if not any(step.runs for step in steps) and not issues:
+        why = "; ".join(f"{step.action.kind}: {step.skip}" for step in steps)
+        issues.append(
+            item.issue(
+                ["remedy", "runbook"],
+                f"no step of {remedy.runbook}'s remediation runs on the "
+                f"{scenario.target.kind} target ({why})",
+            )
+        )
     return issues
 
 
@@ -79,6 +133,8 @@ def describe_plan(loaded: Sequence[LoadedScenario]) -> str:
                 f"{injector.describe(fault)}"
             )
         for phase, entries in ((Phase.EXPECT, s.expect), (Phase.RECOVER, s.recover)):
+            if phase is Phase.RECOVER and s.remedy is not None:
+                lines.extend(_remedy_plan(s.remedy, s.target.kind))
             for entry in entries:
                 within = entry.params.within
                 deadline = f" within {format_duration(within)}" if within is not None else ""
@@ -86,3 +142,12 @@ def describe_plan(loaded: Sequence[LoadedScenario]) -> str:
         lines.append("  - revert every fault, stop load, take the target down")
         lines.append("")
     return "\n".join(lines)
+
+
+def _remedy_plan(remedy: RemedySpec, target_kind: str) -> list[str]:
+    entry = load_catalog().get(remedy.runbook)
+    lines = [f"  - once expect is resolved: remedy {entry.code} ({entry.title})"]
+    for step in plan_remedy(entry, target_kind, remedy.actions):
+        how = "runs" if step.runs else f"not run: {step.skip}"
+        lines.append(f"      {step.index + 1}. ({how}) {step.describe()}")
+    return lines

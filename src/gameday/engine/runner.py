@@ -37,6 +37,9 @@ from gameday.engine.events import (
     Handler,
     Note,
     PhaseStarted,
+    RemedyFinished,
+    RemedyStarted,
+    RemedyStep,
     RunFinished,
     RunStarted,
     ScenarioFinished,
@@ -53,11 +56,13 @@ from gameday.engine.undo import RevertFailed
 from gameday.errors import Aborted, ExitCode, GamedayError, InjectionError
 from gameday.injectors.base import FaultContext, Injector, faults
 from gameday.observe.alerts import AlertPoller
+from gameday.remedies.base import PlannedStep, Remedy, RemedyContext, plan_remedy
 from gameday.scenario.loader import LoadedScenario
 from gameday.scenario.model import (
     DEFAULT_DEADLINES,
     ExpectationEntry,
     Phase,
+    RemedySpec,
     Scenario,
     deadline_of,
 )
@@ -193,6 +198,8 @@ class ScenarioRun:
         self.load_changes: ChangeSet | None = None
         self.tracked: dict[Phase, list[_Tracked]] = {}
         self.fault_end: float | None = None
+        self.remedy_steps: list[Remedy[Any, Any]] = []
+        self.recover_budget = scenario_recover_budget(self.scenario)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -355,11 +362,13 @@ class ScenarioRun:
         )
 
     def _revert_outstanding(self) -> None:
+        for step in reversed(self.remedy_steps):
+            step.undo()  # newest first: the fix, then the faults
         for fault in reversed(self.faults):
             if fault.applied_at is not None and not fault.one_shot and fault.reverted_at is None:
                 self._revert(fault)  # also a second try for a revert that failed
             elif fault.one_shot and len(fault.injector.ctx.changes):
-                fault.injector.ctx.changes.revert_all()
+                self._revert(fault)  # what a lasting fault without a duration left behind
 
     # -- the phases ----------------------------------------------------------------
 
@@ -401,7 +410,7 @@ class ScenarioRun:
                 time_to_detect=self._time_to_detect(),
                 time_to_recover=self._time_to_recover(),
                 detect_budget=self.scenario.detect_budget(),
-                recover_budget=self.scenario.recover_budget(),
+                recover_budget=self.recover_budget,
             )
         )
         return outcome
@@ -500,6 +509,9 @@ class ScenarioRun:
         )
         met = [t.met_at for t in expect if t.met_at is not None]
         recover_since = max([fault_end, *met])
+        if scenario.remedy is not None:
+            # the responder starts on the runbook once the failure is detected and named
+            recover_since = fault_end = self._run_remedy(scenario.remedy)
         self.fault_end = fault_end
         self._phase(Phase.RECOVER.value)
         recover = self._expectations(Phase.RECOVER, scenario.recover, exp_ctx)
@@ -517,6 +529,86 @@ class ScenarioRun:
             names = ", ".join(f"{t.phase.value}[{t.index}] {t.impl.describe()}" for t in failed)
             return Outcome.FAILED, f"{len(failed)} expectation(s) failed: {names}"
         return Outcome.PASSED, "every expectation held"
+
+    def _run_remedy(self, spec: RemedySpec) -> float:
+        """Run the runbook's remediation; return when it started."""
+        from gameday.runbooks import load_catalog
+
+        assert self.target is not None
+        entry = load_catalog().get(spec.runbook)
+        steps = plan_remedy(entry, self.scenario.target.kind, spec.actions)
+        self._phase("remedy")
+        started = time.time()
+        budget = entry.budget
+        self.emit(
+            RemedyStarted(
+                scenario=self.name,
+                runbook=entry.code,
+                title=entry.title,
+                budget=budget.recover,
+                budget_source=budget.section or "default: the runbook gives no time box",
+                steps=tuple(step.describe() for step in steps),
+            )
+        )
+        for step in steps:
+            self._check_stop()
+            if step.remedy is None or step.skip is not None:
+                self._remedy_step(entry.code, step, "skipped", step.skip or "")
+                continue
+            self._remedy_step(entry.code, step, "started")
+            ctx = RemedyContext(
+                scenario=self.name,
+                bus=self.bus,
+                changes=ChangeSet(
+                    self.journal, self.name, f"remedy/{entry.code}/{step.action.kind}"
+                ),
+                stop=self.stop,
+                artifacts=self.artifacts,
+            )
+            remedy = step.remedy(step.action, self.target, ctx)
+            self.remedy_steps.append(remedy)  # before it acts: its undo records count
+            try:
+                details = remedy.apply()
+            except (GamedayError, OSError, RevertFailed) as error:
+                self._remedy_step(entry.code, step, "failed", str(error))
+                self.emit(
+                    RemedyFinished(
+                        scenario=self.name,
+                        runbook=entry.code,
+                        started=started,
+                        outcome="failed",
+                        error=str(error),
+                    )
+                )
+                raise InjectionError(
+                    f"remedy {entry.code}, step {step.action.kind}: {error}"
+                ) from error
+            self._remedy_step(entry.code, step, "done", details=details)
+        self.emit(
+            RemedyFinished(scenario=self.name, runbook=entry.code, started=started, outcome="done")
+        )
+        return started
+
+    def _remedy_step(
+        self,
+        runbook: str,
+        step: PlannedStep,
+        outcome: str,
+        reason: str = "",
+        details: dict[str, str] | None = None,
+    ) -> None:
+        self.emit(
+            RemedyStep(
+                scenario=self.name,
+                runbook=runbook,
+                index=step.index,
+                kind=step.action.kind,
+                description=step.describe(),
+                outcome=outcome,
+                reason=reason,
+                details=tuple((details or {}).items()),
+            )
+        )
 
     def _start_load(self, server: str) -> None:
         from gameday.engine.loadrun import start_load
@@ -578,6 +670,15 @@ class ScenarioRun:
         if not recover or fault_end is None or any(t.outcome != "passed" for t in recover):
             return None
         return max(0.0, max(t.met_at or 0.0 for t in recover) - fault_end)
+
+
+def scenario_recover_budget(scenario: Scenario) -> float | None:
+    """The scenario's own recover budget; with a remedy and none given, the runbook's."""
+    if scenario.budget.recover is None and scenario.remedy is not None:
+        from gameday.runbooks import load_catalog
+
+        return load_catalog().get(scenario.remedy.runbook).budget.recover
+    return scenario.recover_budget()
 
 
 class GameDay:

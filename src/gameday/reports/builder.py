@@ -20,6 +20,9 @@ from gameday.engine.events import (
     ProcessBackoff,
     ProcessExited,
     ProcessStarted,
+    RemedyFinished,
+    RemedyStarted,
+    RemedyStep,
     RulesLoaded,
     RunFinished,
     RunStarted,
@@ -28,14 +31,19 @@ from gameday.engine.events import (
 )
 from gameday.reports.model import (
     AlertTransition,
+    DiagnosisRecord,
     ExpectationResult,
     FaultRecord,
     LoadPoint,
     ProcessRecord,
+    RemedyRecord,
+    RemedyStepRecord,
     RulesRecord,
     RunReport,
 )
 from gameday.reports.score import scenario_score, suite_score
+from gameday.runbooks import load_catalog
+from gameday.runbooks.diagnose import diagnose_events
 
 __all__ = ["ReportBuilder", "build_report"]
 
@@ -44,9 +52,13 @@ ERROR_LINE_LIMIT = 40
 PHASE_ORDER = {"steady_state": 0, "expect": 1, "recover": 2}
 
 
+DIAGNOSES_SHOWN = 3
+
+
 class ReportBuilder:
     def __init__(self) -> None:
         self.report = RunReport()
+        self._events: dict[str, list[Event]] = {}
 
     def __call__(self, event: Event) -> None:
         report = self.report
@@ -65,6 +77,7 @@ class ReportBuilder:
         if not event.scenario:
             return
         scenario = report.scenario(event.scenario)
+        self._events.setdefault(event.scenario, []).append(event)
         if isinstance(event, ScenarioStarted):
             scenario.source, scenario.tier = event.source, event.tier
             scenario.runbook, scenario.description = event.runbook, event.description
@@ -83,6 +96,7 @@ class ReportBuilder:
             # in the order the scenario lists them, not the order they resolved in
             scenario.expectations.sort(key=lambda e: (PHASE_ORDER.get(e.phase, 9), e.index))
             scenario.score = scenario_score(scenario)
+            scenario.diagnosis = _diagnosis(self._events.pop(event.scenario, []), event.scenario)
         elif isinstance(event, PhaseStarted):
             scenario.phases.setdefault(event.phase, event.ts)
         elif isinstance(event, ExpectationResolved):
@@ -168,6 +182,33 @@ class ReportBuilder:
                     detail=f"CrashLoopBackOff: restart in {event.delay:g}s",
                 )
             )
+        elif isinstance(event, RemedyStarted):
+            scenario.remedy = RemedyRecord(
+                runbook=event.runbook,
+                title=event.title,
+                budget_s=event.budget,
+                budget_source=event.budget_source,
+                started_at=event.ts,
+            )
+        elif isinstance(event, RemedyStep) and scenario.remedy is not None:
+            if event.outcome != "started":
+                scenario.remedy.steps.append(
+                    RemedyStepRecord(
+                        index=event.index,
+                        kind=event.kind,
+                        description=event.description,
+                        outcome=event.outcome,
+                        reason=event.reason,
+                        details=dict(event.details),
+                    )
+                )
+        elif isinstance(event, RemedyFinished) and scenario.remedy is not None:
+            scenario.remedy.finished_at = event.ts
+            scenario.remedy.outcome, scenario.remedy.error = event.outcome, event.error
+            if event.outcome == "done":
+                for fault in scenario.faults:
+                    if fault.applied_at is not None and fault.reverted_at is None:
+                        fault.remedied_at = event.ts
         elif isinstance(event, ComponentReady):
             scenario.components[event.component] = " ".join(
                 part
@@ -198,6 +239,19 @@ class ReportBuilder:
         record = FaultRecord(name=name, type=fault_type)
         records.append(record)
         return record
+
+
+def _diagnosis(events: list[Event], scenario: str) -> list[DiagnosisRecord]:
+    ranking = diagnose_events(events, scenario, load_catalog())
+    return [
+        DiagnosisRecord(
+            code=d.code,
+            title=d.title,
+            score=d.score,
+            evidence=[e.quote() for e in d.evidence],
+        )
+        for d in (ranking or [])[:DIAGNOSES_SHOWN]
+    ]
 
 
 def build_report(events: Iterable[Event]) -> RunReport:

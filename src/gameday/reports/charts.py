@@ -256,7 +256,8 @@ def timeline_svg(scenario: ScenarioReport) -> str:
         if fault.applied_at is None:
             continue
         x0 = axis.x(fault.applied_at)
-        x1 = axis.x(fault.reverted_at) if fault.reverted_at else x0 + 2
+        ended = fault.remedied_at or fault.reverted_at
+        x1 = axis.x(ended) if ended else x0 + 2
         shading.append(
             _el(
                 "rect",

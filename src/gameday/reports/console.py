@@ -21,6 +21,9 @@ from gameday.engine.events import (
     ProcessBackoff,
     ProcessExited,
     ProcessStarted,
+    RemedyFinished,
+    RemedyStarted,
+    RemedyStep,
     RunFinished,
     ScenarioFinished,
     ScenarioStarted,
@@ -71,6 +74,22 @@ class ConsoleView:
         elif isinstance(event, FaultFailed):
             label = f"[bold red]fault {escape(event.stage)} failed[/bold red]"
             self._line(event, label, f"{event.fault}: {event.error}")
+        elif isinstance(event, RemedyStarted):
+            self._line(
+                event,
+                "[bold cyan]remedy[/bold cyan]",
+                f"{event.runbook} ({event.title}), budget {event.budget:g}s",
+            )
+        elif isinstance(event, RemedyStep) and event.outcome != "started":
+            style = {"done": "green", "failed": "red"}.get(event.outcome, "dim")
+            what = "; ".join(f"{k}: {v}" for k, v in event.details) or event.reason
+            self._line(
+                event,
+                f"  [{style}]{escape(event.outcome)}[/{style}]",
+                f"{event.description} ({what})" if what else event.description,
+            )
+        elif isinstance(event, RemedyFinished) and event.outcome != "done":
+            self._line(event, "[bold red]remedy failed[/bold red]", event.error)
         elif isinstance(event, AlertChanged):
             self._line(event, "alert", f"{event.alert} {event.state} at {event.source}")
         elif isinstance(event, ProcessExited):
@@ -108,6 +127,8 @@ class ConsoleView:
             style = _STYLE.get(event.outcome, "")
             ttd = f"{event.time_to_detect:.1f}s" if event.time_to_detect is not None else "—"
             ttr = f"{event.time_to_recover:.1f}s" if event.time_to_recover is not None else "—"
+            if event.recover_budget is not None:
+                ttr += f" of {event.recover_budget:g}s"
             self._line(
                 event,
                 f"[bold {style}]{event.outcome.upper()}[/bold {style}]",

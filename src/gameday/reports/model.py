@@ -41,6 +41,8 @@ class FaultRecord(BaseModel):
     runbook: str | None = None
     applied_at: float | None = None
     reverted_at: float | None = None
+    remedied_at: float | None = None
+    """When the runbook's remedy ended the fault (it is reverted only at teardown)."""
     offset_s: float | None = None
     details: dict[str, str] = Field(default_factory=dict)
     revert_details: dict[str, str] = Field(default_factory=dict)
@@ -86,6 +88,39 @@ class RulesRecord(BaseModel):
     rewrites: list[str] = Field(default_factory=list)
 
 
+class DiagnosisRecord(BaseModel):
+    """A runbook code the fault window's signals matched, with what matched."""
+
+    code: str
+    title: str
+    score: float
+    evidence: list[str] = Field(default_factory=list)
+
+
+class RemedyStepRecord(BaseModel):
+    index: int
+    kind: str
+    description: str
+    outcome: str
+    """done, failed or skipped (with the reason)."""
+    reason: str = ""
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+class RemedyRecord(BaseModel):
+    """The runbook's remediation as the run carried it out."""
+
+    runbook: str
+    title: str
+    budget_s: float
+    budget_source: str
+    started_at: float
+    finished_at: float | None = None
+    outcome: str = "running"
+    error: str = ""
+    steps: list[RemedyStepRecord] = Field(default_factory=list)
+
+
 class ScenarioReport(BaseModel):
     name: str
     source: str = ""
@@ -111,6 +146,9 @@ class ScenarioReport(BaseModel):
     processes: list[ProcessRecord] = Field(default_factory=list)
     components: dict[str, str] = Field(default_factory=dict)
     rules: RulesRecord | None = None
+    diagnosis: list[DiagnosisRecord] = Field(default_factory=list)
+    """Runbook codes ranked by the diagnoser over the fault window, best first."""
+    remedy: RemedyRecord | None = None
     """The alert rules evaluated, and the time compression applied to them."""
     simulated: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)

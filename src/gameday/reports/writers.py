@@ -124,6 +124,22 @@ def junit_xml(report: RunReport) -> str:
 _ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "aborted": "⏹️", "skipped": "⏭️"}
 
 
+def _diagnosis_markdown(scenario: ScenarioReport) -> list[str]:
+    lines = []
+    if scenario.diagnosis:
+        ranked = ", ".join(f"`{d.code}` ({d.score:.2f})" for d in scenario.diagnosis)
+        lines += [f"Diagnosed: {ranked}", ""]
+    remedy = scenario.remedy
+    if remedy is not None:
+        done = [step.kind for step in remedy.steps if step.outcome == "done"]
+        lines += [
+            f"Remedy `{remedy.runbook}` {remedy.outcome}: {', '.join(done) or 'no step ran'}"
+            f" (runbook budget {remedy.budget_s:g}s)",
+            "",
+        ]
+    return lines
+
+
 def _scenario_markdown(scenario: ScenarioReport) -> list[str]:
     lines = [
         f"### {_ICON.get(scenario.outcome, '')} {scenario.name} — {scenario.outcome}",
@@ -135,6 +151,7 @@ def _scenario_markdown(scenario: ScenarioReport) -> list[str]:
         f"time to detect {_against_budget(scenario, 'detect')} · "
         f"time to recover {_against_budget(scenario, 'recover')}",
         "",
+        *_diagnosis_markdown(scenario),
         "| phase | expectation | outcome | held after | deadline |",
         "|---|---|---|---|---|",
     ]

@@ -38,6 +38,7 @@ __all__ = [
     "LoadSpec",
     "Metadata",
     "Phase",
+    "RemedySpec",
     "Requirement",
     "Scenario",
     "Severity",
@@ -156,6 +157,23 @@ class Budget(StrictModel):
     Default: the latest deadline of ``recover``."""
 
 
+class RemedySpec(StrictModel):
+    """Fix the failure the way its runbook says, instead of reverting the faults.
+
+    Once every ``expect`` item is resolved (the failure was detected and diagnosed), the
+    runner runs the catalog's remediation for ``runbook``: each step this target can
+    take, in the runbook's order. Steps for a human, and steps the runbook makes
+    conditional (``when:``), are listed in the report and not run. The faults it fixes
+    are given no ``duration``: they stay until the remedy ends them. Time to recover is
+    measured from the remedy's start against the runbook's budget."""
+
+    runbook: str = Field(pattern=RUNBOOK_CODE_PATTERN)
+    """The catalog code whose remediation to run (``gameday list runbooks``)."""
+    actions: list[str] | None = None
+    """Only these step kinds (``free-port``, ``raise-memory-limit``); default: every
+    unconditional step this target can run."""
+
+
 class TargetParams(StrictModel):
     """Fields every target kind has (none yet); a base for their models."""
 
@@ -214,6 +232,7 @@ class Scenario(StrictModel):
     expect: list[ExpectationEntry] = Field(default_factory=list)
     recover: list[ExpectationEntry] = Field(default_factory=list)
     budget: Budget = Field(default_factory=Budget)
+    remedy: RemedySpec | None = None
     cooldown: Duration | None = None
     """Pause after this scenario before the next one of a suite starts; default: the
     run's ``--cooldown``."""

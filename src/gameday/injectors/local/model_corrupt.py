@@ -1,4 +1,4 @@
-"""model-corrupt (ModelInferenceFailure): a weight file of the server's model is damaged.
+"""model-corrupt (InferenceModelLoading): a weight file of the server's model is damaged.
 
 The ModelInferenceFailure runbook's "Model Loading Failures": corrupted model files,
 found by "verify model file checksums" and fixed by re-downloading. One weight file
@@ -109,7 +109,7 @@ def _manifest_sha256(model_dir: Path, original: Path) -> str | None:
 class ModelCorrupt(Injector[ModelCorruptSpec, LocalTarget]):
     Params = ModelCorruptSpec
     target_kinds = frozenset({"local"})
-    runbook = "ModelInferenceFailure"
+    runbook = "InferenceModelLoading"
     summary = (
         "Damage a weight file of the model directory (flipped bytes, truncated, bad header); "
         "the restarted server fails its model load with the loader's error."

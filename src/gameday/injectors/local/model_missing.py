@@ -1,4 +1,4 @@
-"""model-missing (ModelInferenceFailure): a weight file of the server's model is gone.
+"""model-missing (InferenceModelLoading): a weight file of the server's model is gone.
 
 The ModelInferenceFailure runbook's "Model Loading Failures" (30% of its cases): model
 not found, files missing from the model volume. One weight file (``file``, or the first
@@ -124,7 +124,7 @@ def saved_path(original: Path, run_id: str) -> Path:
 class ModelMissing(Injector[ModelMissingSpec, LocalTarget]):
     Params = ModelMissingSpec
     target_kinds = frozenset({"local"})
-    runbook = "ModelInferenceFailure"
+    runbook = "InferenceModelLoading"
     summary = (
         "Move a weight file of the server's model aside; the restarted server fails its "
         "model load with FileNotFoundError."

@@ -1,4 +1,4 @@
-"""port-conflict (NETWORK001): another process takes the serving port; the server restarts.
+"""port-conflict (PortInUse): another process takes the serving port; the server restarts.
 
 The server is stopped, a stray process binds its port, and the server is
 started again: it fails with the kernel's ``[Errno 98] Address already in
@@ -29,7 +29,7 @@ class PortConflictSpec(FaultSpec):
 class PortConflict(Injector[PortConflictSpec, LocalTarget]):
     Params = PortConflictSpec
     target_kinds = frozenset({"local"})
-    runbook = "NETWORK001"
+    runbook = "PortInUse"
     summary = "A stray process binds the serving port; the restarted server fails with Errno 98."
 
     holder: Spawned | None = None

@@ -1,4 +1,6 @@
-"""process-kill: signal the server's main process (SIGKILL by default); it must come back.
+"""process-kill (ContainerRestarts): signal the server's main process; it must come back.
+
+SIGKILL by default.
 
 Nothing is reverted: recovery is the supervisor's restart, which is exactly
 what the scenario's recovery expectations check.
@@ -7,7 +9,7 @@ what the scenario's recovery expectations check.
 from __future__ import annotations
 
 import signal
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -34,7 +36,7 @@ class ProcessKillSpec(FaultSpec):
 class ProcessKill(Injector[ProcessKillSpec, LocalTarget]):
     Params = ProcessKillSpec
     target_kinds = frozenset({"local"})
-    runbook: ClassVar[str | None] = None
+    runbook = "ContainerRestarts"
     summary = "Signal the server's main process (SIGKILL by default); the supervisor restarts it."
 
     @classmethod

@@ -134,6 +134,15 @@ class MemoryCgroup:
         name = "memory.current" if self.version == 2 else "memory.usage_in_bytes"
         return int((self.path / name).read_text())
 
+    def peak_usage(self) -> int:
+        """The most memory the cgroup has used since it was made (v2 ``memory.peak``, on
+        kernels from 5.19; v1 ``memory.max_usage_in_bytes``); the current usage without one."""
+        name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
+        try:
+            return int((self.path / name).read_text())
+        except (OSError, ValueError):
+            return self.usage()
+
     def working_set(self) -> int:
         """Usage minus inactive file cache, as the kubelet computes a container's working set."""
         usage = self.usage()

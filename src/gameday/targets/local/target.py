@@ -58,6 +58,8 @@ class LocalTarget(Target):
         self.network: ServerNetwork | None = None
         self.host = "127.0.0.1"
         self.cgroup: MemoryCgroup | None = None
+        self.configured_memory_limit: str | None = None
+        """The server's memory limit as the scenario set it (before any fault)."""
         self.supervisor: Supervisor | None = None
         self.monitoring: MonitoringStack | None = None
         self.exporter = MetricsExporter()
@@ -150,6 +152,7 @@ class LocalTarget(Target):
             self.cgroup = MemoryCgroup.create(path)
             if spec.server.memory_limit is not None:
                 self.cgroup.set_limit(spec.server.memory_limit)
+            self.configured_memory_limit = self.cgroup.limit_text()
         else:
             ctx.bus.emit(
                 Note(

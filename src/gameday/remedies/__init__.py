@@ -1,0 +1,1 @@
+"""Remedies: a runbook's remediation steps as code, one module per step kind and tier."""
