@@ -75,3 +75,4 @@ clean:
 .PHONY: coverage-doc
 coverage-doc: venv
 	$(BIN)/python -m gameday.rules.coverage --update-readme README.md
+	$(BIN)/python -m gameday.runbooks.coverage --update-readme README.md
