@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gameday.engine.journal import outstanding_undos
+from gameday.plugins import load_builtins
 from gameday.targets.local.cgroup import MemoryCgroup
 from gameday.targets.local.processes import find_processes, port_is_free
 from tests.e2e.conftest import REPO, SCENARIOS
@@ -54,18 +57,30 @@ def journal_records(report_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
-def wait_for_fault(
-    report_dir: Path, harness: subprocess.Popen[str], timeout: float = 120
+def wait_for(
+    report_dir: Path,
+    harness: subprocess.Popen[str],
+    wanted: Callable[[dict[str, Any]], bool],
+    what: str,
+    timeout: float = 120,
 ) -> dict[str, Any]:
-    """Follow the journal (the run's own record of what it did) until the fault is applied."""
+    """Follow the journal (the run's own record of what it did) until a record is wanted."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert harness.poll() is None, harness.communicate()
         for record in journal_records(report_dir):
-            if record.get("event") == "FaultApplied":
+            if wanted(record):
                 return record
         time.sleep(0.2)  # polling a file another process appends to
-    raise AssertionError("the fault was never applied")
+    raise AssertionError(f"{what} never happened")
+
+
+def wait_for_fault(
+    report_dir: Path, harness: subprocess.Popen[str], timeout: float = 120
+) -> dict[str, Any]:
+    return wait_for(
+        report_dir, harness, lambda r: r.get("event") == "FaultApplied", "the fault", timeout
+    )
 
 
 def run_id_of(report_dir: Path) -> str:
@@ -173,4 +188,42 @@ def test_kill_9_during_a_dns_fault_then_cleanup_removes_the_namespace(tmp_path: 
     assert not (Path("/etc/netns") / namespace).exists()
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     assert "gdh" + namespace.removeprefix("gameday-")[:8] not in links
+    assert find_processes(run_id + ".", prefix=True) == []
+
+
+def test_kill_9_after_a_remedy_then_cleanup_undoes_the_fix_and_the_fault(tmp_path: Path) -> None:
+    harness = start_run(tmp_path / "reports", tmp_path / "state", SCENARIOS / "oom-kill.yaml")
+    step = wait_for(
+        tmp_path / "reports",
+        harness,
+        lambda r: r.get("event") == "RemedyStep" and r.get("outcome") == "done",
+        "the remedy's raise-memory-limit step",
+        timeout=180,
+    )
+    assert step["kind"] == "raise-memory-limit"
+    harness.kill()
+    harness.communicate(timeout=30)
+    run_id = run_id_of(tmp_path / "reports")
+    cgroup = MemoryCgroup.path_for(f"gameday-{run_id}-oom-kill")
+    assert cgroup.exists()
+    journal = next((tmp_path / "reports").glob("*/journal.jsonl"))
+    owners = [
+        r["owner"] for r in journal_records(tmp_path / "reports") if r.get("record") == "undo"
+    ]
+    assert "remedy/MEMORY001/raise-memory-limit" in owners and "fault/squeeze-memory" in owners
+
+    env = {**os.environ, "GAMEDAY_STATE_DIR": str(tmp_path / "state")}
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "gameday", "cleanup"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    load_builtins()  # the undo kinds
+    assert outstanding_undos(journal) == []
+    assert not cgroup.exists()
     assert find_processes(run_id + ".", prefix=True) == []
