@@ -180,6 +180,22 @@ def run(
             "lists each rewrite. Default: the scenario's (30 in the local tier).",
         ),
     ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            help="Kubernetes tiers: the kubeconfig context to run against (allowed for this "
+            "run even if the scenario does not list it).",
+        ),
+    ] = None,
+    prometheus: Annotated[
+        str | None,
+        typer.Option("--prometheus", help="Kubernetes tiers: the cluster Prometheus' URL."),
+    ] = None,
+    alertmanager: Annotated[
+        str | None,
+        typer.Option("--alertmanager", help="Kubernetes tiers: the cluster Alertmanager's URL."),
+    ] = None,
 ) -> None:
     """Run scenarios for real and write their reports.
 
@@ -208,7 +224,14 @@ def run(
     view = LiveView(err) if live and err.is_terminal else None
     gameday = GameDay(
         loaded,
-        RunOptions(report_dir=report_dir, skip_unavailable=skip_unavailable, cooldown=pause),
+        RunOptions(
+            report_dir=report_dir,
+            skip_unavailable=skip_unavailable,
+            cooldown=pause,
+            kube_context=context,
+            prometheus=prometheus,
+            alertmanager=alertmanager,
+        ),
         handlers=[ConsoleView(err, verbose), builder, *([view] if view else [])],
     )
     with view or contextlib.nullcontext():

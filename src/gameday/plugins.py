@@ -13,6 +13,9 @@ __all__ = ["BUILTIN_MODULES", "catalog", "load_builtins"]
 
 BUILTIN_MODULES = (
     "gameday.targets.local.target",
+    "gameday.targets.kubernetes.target",
+    "gameday.targets.kubernetes.undo",  # its undo kinds, for `gameday cleanup`
+    "gameday.injectors.kubernetes.bad_image_tag",
     "gameday.injectors.local.port_conflict",
     "gameday.injectors.local.process_kill",
     "gameday.injectors.local.oom_kill",
@@ -27,9 +30,12 @@ BUILTIN_MODULES = (
     "gameday.assertions.process",
     "gameday.assertions.log",
     "gameday.assertions.runbook",
+    "gameday.assertions.pod",
+    "gameday.assertions.event",
     "gameday.remedies.local.free_port",
     "gameday.remedies.local.raise_memory_limit",
     "gameday.remedies.local.restart_server",
+    "gameday.remedies.kubernetes.rollout_undo",
     "gameday.testenv.cluster",  # its undo kind, for `gameday cleanup`
 )
 

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import re
 
-from pydantic import field_validator
-
 from gameday.assertions.base import Expectation, Verdict, clock, expectations
 from gameday.engine.observations import Observations
 from gameday.scenario.model import ExpectationParams
+from gameday.scenario.units import Regex
 
 __all__ = ["LogExpectation", "LogParams"]
 
 
 class LogParams(ExpectationParams):
-    pattern: str
+    pattern: Regex
     """A regular expression (Python syntax), searched in each line."""
     source: str = "server"
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as error:
-            raise ValueError(f"invalid regular expression: {error}") from None
-        return value
 
     def describe(self) -> str:
         return f"log of {self.source} matches /{self.pattern}/"

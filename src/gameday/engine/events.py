@@ -31,10 +31,12 @@ __all__ = [
     "FaultFailed",
     "FaultReverted",
     "Handler",
+    "KubeEvent",
     "LoadSampled",
     "LogLine",
     "Note",
     "PhaseStarted",
+    "PodObserved",
     "ProcessBackoff",
     "ProcessExited",
     "ProcessStarted",
@@ -172,6 +174,39 @@ class LogLine(Event):
     source: str
     stream: str
     line: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodObserved(Event):
+    """A pod of the workload as the API server reported it (a watch event)."""
+
+    pod: str
+    namespace: str
+    phase: str
+    ready: bool
+    containers: tuple[tuple[str, str, str, str, int | None, int], ...] = ()
+    """(name, state, reason, message, exit code, restarts) per container: state is
+    waiting, running or terminated; for a running container that restarted, reason
+    and exit code are its last termination's."""
+    unschedulable: str = ""
+    """The scheduler's message while PodScheduled is False."""
+    deleted: bool = False
+    resource_version: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubeEvent(Event):
+    """A Kubernetes Event in the workload's namespace, when the watch delivered it."""
+
+    reason: str
+    message: str
+    type: str
+    involved_kind: str
+    involved_name: str
+    count: int = 1
+    recorded: str = ""
+    """The API server's own time for it (lastTimestamp or eventTime), as it wrote it."""
+    resource_version: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,8 +14,10 @@ from gameday.engine.events import (
     Event,
     FaultApplied,
     FaultReverted,
+    KubeEvent,
     LoadSampled,
     LogLine,
+    PodObserved,
     ProcessBackoff,
     ProcessExited,
     ProcessStarted,
@@ -47,6 +49,8 @@ class Observations:
     )
     logs: list[LogLine] = field(default_factory=list)
     faults: list[FaultApplied | FaultReverted] = field(default_factory=list)
+    pods: list[PodObserved] = field(default_factory=list)
+    kube_events: list[KubeEvent] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     """Every event of the scenario, in order (the diagnoser reads them all)."""
 
@@ -65,6 +69,10 @@ class Observations:
             self.logs.append(event)
         elif isinstance(event, FaultApplied | FaultReverted):
             self.faults.append(event)
+        elif isinstance(event, PodObserved):
+            self.pods.append(event)
+        elif isinstance(event, KubeEvent):
+            self.kube_events.append(event)
 
     # -- alerts --------------------------------------------------------------------
 

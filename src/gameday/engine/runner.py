@@ -113,6 +113,9 @@ class RunOptions:
     ending them with an environment error."""
     cooldown: float = 0.0
     """Pause between the scenarios of a suite, unless a scenario sets its own."""
+    kube_context: str | None = None
+    prometheus: str | None = None
+    alertmanager: str | None = None
 
 
 @dataclass
@@ -180,8 +183,10 @@ class ScenarioRun:
         stop: threading.Event,
         signal_name: Callable[[], str],
         skip_unavailable: bool = False,
+        options: RunOptions | None = None,
     ) -> None:
         self.skip_unavailable = skip_unavailable
+        self.options = options or RunOptions()
         self.loaded = loaded
         self.scenario: Scenario = loaded.scenario
         self.name = self.scenario.name
@@ -433,6 +438,9 @@ class ScenarioRun:
             scenario_dir=self.loaded.path.parent.resolve(),
             artifacts=self.artifacts,
             stop=self.stop,
+            kube_context=self.options.kube_context,
+            prometheus=self.options.prometheus,
+            alertmanager=self.options.alertmanager,
         )
         self.target = target_cls(scenario.target.params, ctx)
         self.target.up()
@@ -741,6 +749,7 @@ class GameDay:
                     stop=self.stop,
                     signal_name=lambda: self._signal,
                     skip_unavailable=self.options.skip_unavailable,
+                    options=self.options,
                 )
                 outcomes[loaded.scenario.name] = run.execute()
                 cooldown = loaded.scenario.cooldown

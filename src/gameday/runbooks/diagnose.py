@@ -30,9 +30,11 @@ from gameday.engine.events import (
     AlertChanged,
     Event,
     FaultApplied,
+    KubeEvent,
     LoadSampled,
     LogLine,
     PhaseStarted,
+    PodObserved,
     ProcessBackoff,
     ProcessExited,
     ScenarioStarted,
@@ -44,8 +46,10 @@ from gameday.runbooks.model import (
     ContainerTerminated,
     ContainerWaiting,
     Entry,
+    KubernetesEvent,
     LoadError,
     ProcessExit,
+    SchedulerMessage,
     Signature,
 )
 from gameday.runbooks.model import LogLine as LogSignature
@@ -133,6 +137,21 @@ def signals_of(event: Event) -> list[Signal]:
                 reason="CrashLoopBackOff",
             )
         ]
+    if isinstance(event, PodObserved):
+        return _pod_signals(event)
+    if isinstance(event, KubeEvent):
+        return [
+            Signal(
+                "k8s-event",
+                event.ts,
+                f"event {event.type} {event.reason} {event.involved_kind}/"
+                f"{event.involved_name}: {event.message}",
+                event.message,
+                reason=event.reason,
+                name=event.involved_kind,
+                signal=event.type,
+            )
+        ]
     if isinstance(event, LoadSampled):
         return [
             Signal("load-error", event.ts, f"load: {name} x{count}", name, count=count)
@@ -154,6 +173,31 @@ def signals_of(event: Event) -> list[Signal]:
             )
         ]
     return []
+
+
+def _pod_signals(pod: PodObserved) -> list[Signal]:
+    found = []
+    if pod.unschedulable:
+        found.append(
+            Signal(
+                "scheduler",
+                pod.ts,
+                f"{pod.pod} unschedulable: {pod.unschedulable}",
+                pod.unschedulable,
+            )
+        )
+    for name, state, reason, message, code, _ in pod.containers:
+        if not reason:
+            continue
+        if state == "waiting":
+            text = f"{pod.pod}/{name} waiting {reason}" + (f": {message}" if message else "")
+            found.append(Signal("container-waiting", pod.ts, text, message, reason=reason))
+        else:  # terminated now, or last time before this run
+            text = f"{pod.pod}/{name} terminated {reason} (exit {code})"
+            found.append(
+                Signal("container-terminated", pod.ts, text, message, reason=reason, code=code)
+            )
+    return found
 
 
 def _search(pattern: str | None, text: str) -> bool:
@@ -188,6 +232,19 @@ def _load_error(sig: LoadError, signal: Signal) -> bool:
     return _search(sig.pattern, signal.line)
 
 
+def _k8s_event(sig: KubernetesEvent, signal: Signal) -> bool:
+    return (
+        sig.reason == signal.reason
+        and sig.type == signal.signal
+        and (sig.involved_kind is None or sig.involved_kind == signal.name)
+        and _search(sig.message, signal.line)
+    )
+
+
+def _scheduler(sig: SchedulerMessage, signal: Signal) -> bool:
+    return _search(sig.message, signal.line)
+
+
 def _alert(sig: AlertFiring, signal: Signal) -> bool:
     return sig.name == signal.name and sig.state == signal.reason
 
@@ -199,9 +256,11 @@ _MATCHERS: dict[str, Callable[[object, Signal], bool]] = {
     "container-terminated": _terminated,  # type: ignore[dict-item]
     "load-error": _load_error,  # type: ignore[dict-item]
     "alert": _alert,  # type: ignore[dict-item]
+    "k8s-event": _k8s_event,  # type: ignore[dict-item]
+    "scheduler": _scheduler,  # type: ignore[dict-item]
 }
-"""Signature kinds the event stream can show; the others (Kubernetes events, scheduler
-and API messages, command output, metrics) wait for observers that produce them."""
+"""Signature kinds the event stream can show; the others (API errors, command output,
+metrics) wait for observers that produce them."""
 
 
 def describe_signature(signature: Signature) -> str:

@@ -20,23 +20,20 @@ pattern never loads.
 from __future__ import annotations
 
 import difflib
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
-    WithJsonSchema,
     model_validator,
 )
 
 from gameday.errors import UsageError
 from gameday.scenario.model import RUNBOOK_CODE_PATTERN
-from gameday.scenario.units import ByteSize, Duration
+from gameday.scenario.units import ByteSize, Duration, Regex
 
 __all__ = [
     "CATALOG_KIND",
@@ -61,21 +58,6 @@ DEFAULT_RECOVER = 15 * 60.0
 """Seconds to recover when the runbook gives no time box: the ModelInferenceFailure
 runbook's first escalation level ("Level 1: On-Call Engineer (0-15 minutes)")."""
 
-
-def _compiles(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-    return pattern
-
-
-Regex = Annotated[
-    str,
-    AfterValidator(_compiles),
-    WithJsonSchema({"type": "string", "format": "regex", "minLength": 1}),
-]
-"""A Python regular expression, searched (not anchored) in the observed text."""
 
 Code = Annotated[str, Field(pattern=RUNBOOK_CODE_PATTERN)]
 

@@ -6,11 +6,12 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 __all__ = [
     "ByteSize",
     "Duration",
+    "Regex",
     "format_bytes",
     "format_duration",
     "parse_bytes",
@@ -121,3 +122,20 @@ ByteSize = Annotated[
         }
     ),
 ]
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+Regex = Annotated[
+    str,
+    AfterValidator(_compiles),
+    WithJsonSchema({"type": "string", "format": "regex", "minLength": 1}),
+]
+"""A Python regular expression, searched (not anchored) in the observed text; one that
+does not compile is refused when the file is loaded."""

@@ -46,6 +46,11 @@ class TargetContext:
     """This scenario's folder in the report directory (logs, generated configs)."""
     stop: threading.Event
     """Set when the run is being aborted: long waits must give up promptly."""
+    kube_context: str | None = None
+    """``--context``: the cluster context to use, and one the run may use."""
+    prometheus: str | None = None
+    """``--prometheus``: the URL of a cluster's Prometheus, instead of the scenario's."""
+    alertmanager: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Faults for the Kubernetes tiers: they change objects through the API server."""

@@ -1,0 +1,108 @@
+"""bad-image-tag (DEPLOYMENT003): point the serving container at a tag that does not exist.
+
+The Deployment's pod template gets the same repository with a tag no registry has; the
+rollout's new pod fails to pull (ErrImagePull, then ImagePullBackOff, with the kubelet's
+"Failed to pull image" events) while the old pods keep serving, and the rollout stalls.
+The change is a JSON patch that tests the current image first; the revert tests the
+fault's image before putting the original back (see RestoreDeploymentField).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from pydantic import Field
+
+from gameday.errors import InjectionError
+from gameday.injectors.base import Injector, faults
+from gameday.scenario.model import FaultSpec
+from gameday.targets.kubernetes.target import KubernetesTarget
+from gameday.targets.kubernetes.undo import RestoreDeploymentField, json_pointer
+
+__all__ = ["BadImageTag", "BadImageTagSpec"]
+
+
+class BadImageTagSpec(FaultSpec):
+    tag: str = Field(default="", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$|^$")
+    """The tag to set; default: ``gameday-missing-<random>``, which no registry has."""
+
+
+def with_tag(image: str, tag: str) -> str:
+    """``image`` with its tag (or digest) replaced: reg:5000/repo:1 -> reg:5000/repo:TAG."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        name = name[:colon]
+    return f"{name}:{tag}"
+
+
+@faults.register("bad-image-tag")
+class BadImageTag(Injector[BadImageTagSpec, KubernetesTarget]):
+    Params = BadImageTagSpec
+    target_kinds = frozenset({"kubernetes"})
+    runbook = "DEPLOYMENT003"
+    summary = "Set the serving container's image to a tag that does not exist (image pull fails)."
+
+    @classmethod
+    def describe(cls, spec: BadImageTagSpec) -> str:
+        tag = spec.tag or "gameday-missing-<random>"
+        return (
+            f"patch the workload Deployment's serving container image to tag {tag} "
+            "(a JSON patch that tests the current image first); revert: the original image, "
+            "only if the fault's is still there"
+        )
+
+    def apply(self) -> dict[str, str]:
+        target = self.target
+        deployment = target.deployment()
+        replicas = deployment.spec.replicas or 0
+        if replicas > target.spec.max_pods:
+            raise InjectionError(
+                f"deployment {target.namespace}/{deployment.metadata.name} has {replicas} "
+                f"replicas: more pods than max_pods ({target.spec.max_pods}) allows this fault "
+                "to touch"
+            )
+        containers = deployment.spec.template.spec.containers
+        wanted = target.spec.workload.container
+        index = next(
+            (i for i, c in enumerate(containers) if wanted is None or c.name == wanted), None
+        )
+        if index is None:
+            names = ", ".join(c.name for c in containers)
+            raise InjectionError(f"no container {wanted!r} in the deployment (it has: {names})")
+        original = containers[index].image
+        faulted = with_tag(original, self.spec.tag or f"gameday-missing-{secrets.token_hex(3)}")
+        path = json_pointer("spec", "template", "spec", "containers", index, "image")
+        self.ctx.changes.record(
+            RestoreDeploymentField(
+                kubeconfig=target.kubeconfig,
+                context=target.context,
+                namespace=target.namespace,
+                name=deployment.metadata.name,
+                path=path,
+                original=original,
+                faulted=faulted,
+            )
+        )
+        patch = [
+            {"op": "test", "path": path, "value": original},
+            {"op": "replace", "path": path, "value": faulted},
+        ]
+        try:
+            client.AppsV1Api(target.require_api()).patch_namespaced_deployment(
+                deployment.metadata.name, target.namespace, patch
+            )
+        except ApiException as error:
+            raise InjectionError(
+                f"cannot patch deployment {target.namespace}/{deployment.metadata.name}: "
+                f"{error.status} {error.reason}"
+            ) from None
+        return {
+            "deployment": f"{target.namespace}/{deployment.metadata.name}",
+            "container": containers[index].name,
+            "image": f"{original} -> {faulted}",
+            "replicas": str(replicas),
+        }

@@ -1,0 +1,1 @@
+"""Remediation steps on the Kubernetes tiers: they change objects through the API server."""
