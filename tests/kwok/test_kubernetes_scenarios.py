@@ -3,10 +3,13 @@ controllers; kubelets simulated by the stages in testenv/stages."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,52 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIO = REPO / "scenarios" / "kubernetes" / "bad-image-tag.yaml"
 WORKLOAD = REPO / "deploy" / "workload" / "inference-server.yaml"
 IMAGE = "/spec/template/spec/containers/0/image"
+RBAC = REPO / "deploy" / "rbac" / "harness.yaml"
+
+
+def run_as_the_harness_account(
+    api: client.ApiClient, kwok: KwokEnvInfo, namespace: str, into: Path
+) -> Path:
+    """deploy/rbac/harness.yaml applied in ``namespace``; a kubeconfig (mode 600) that
+    authenticates as its ServiceAccount with a short-lived token, context named as the
+    tier's."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    for document in yaml.safe_load_all(RBAC.read_text()):
+        create = {
+            "ServiceAccount": core.create_namespaced_service_account,
+            "Role": rbac.create_namespaced_role,
+            "RoleBinding": rbac.create_namespaced_role_binding,
+        }[document["kind"]]
+        create(namespace, document)
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    token = core.create_namespaced_service_account_token(
+        "gameday-harness", namespace, request
+    ).status.token
+    admin = yaml.safe_load(Path(kwok.kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == kwok.context)
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    path = into / "harness-kubeconfig.yaml"
+    path.touch(mode=0o600)
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster],
+                "users": [{"name": "gameday-harness", "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": kwok.context,
+                        "context": {"cluster": cluster["name"], "user": "gameday-harness"},
+                    }
+                ],
+                "current-context": kwok.context,
+            }
+        )
+    )
+    return path
 
 
 def ready_pods(apps: client.AppsV1Api, namespace: str, name: str) -> Any:
@@ -56,8 +105,10 @@ def workload(api: client.ApiClient, namespace: str) -> dict[str, Any]:
     return as_json(api, deployment)  # type: ignore[no-any-return]
 
 
-def gameday(kwok: KwokEnvInfo, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": kwok.kubeconfig}
+def gameday(
+    kwok: KwokEnvInfo, *args: str, kubeconfig: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig or kwok.kubeconfig)}
     return subprocess.run(
         [sys.executable, "-m", "gameday", *args],
         cwd=REPO,
@@ -84,6 +135,8 @@ def test_bad_image_tag_is_detected_diagnosed_and_rolled_back(
     tmp_path: Path,
 ) -> None:
     reports = tmp_path / "reports"
+    # as the account deploy/rbac gives the harness, not as the tier's administrator
+    harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
     result = gameday(
         kwok,
         "run",
@@ -97,6 +150,7 @@ def test_bad_image_tag_is_detected_diagnosed_and_rolled_back(
         "--report-dir",
         str(reports),
         "--no-live",
+        kubeconfig=harness,
     )
     assert result.returncode == 0, result.stderr[-5000:]
     report = json.loads(next(reports.glob("*/report.json")).read_text())
@@ -180,3 +234,111 @@ def test_a_revert_does_not_overwrite_what_someone_else_changed(
         undo.revert() == f"restored deployment {namespace}/inference-server {IMAGE} to {original!r}"
     )
     assert undo.revert() == f"deployment {namespace}/inference-server {IMAGE} already {original!r}"
+
+
+def test_the_harness_account_is_forbidden_outside_its_namespace(
+    kwok: KwokEnvInfo,
+    api: client.ApiClient,
+    namespace: str,
+    workload: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    from kubernetes import config
+    from kubernetes.client.exceptions import ApiException
+
+    harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
+    as_harness = config.new_client_from_config(config_file=str(harness))
+    apps, core = client.AppsV1Api(as_harness), client.CoreV1Api(as_harness)
+    # inside: what the fault library needs
+    assert apps.read_namespaced_deployment("inference-server", namespace).metadata.name
+    assert core.list_namespaced_pod(namespace).items
+    # elsewhere, and beyond its verbs: forbidden by the real RBAC authorizer
+    other = f"{namespace}-other"
+    core_admin = client.CoreV1Api(api)
+    core_admin.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    try:
+        for attempt in (
+            lambda: apps.list_namespaced_deployment(other),
+            lambda: core.list_namespaced_pod(other),
+            lambda: core.list_namespaced_pod("kube-system"),
+            lambda: core.list_namespaced_secret(namespace),
+            lambda: apps.delete_namespaced_deployment("inference-server", namespace),
+        ):
+            with pytest.raises(ApiException) as refused:
+                attempt()
+            assert refused.value.status == 403
+    finally:
+        core_admin.delete_namespace(other)
+
+
+def _journal_records(reports: Path) -> list[dict[str, Any]]:
+    records = []
+    for journal in reports.glob("*/journal.jsonl"):
+        for line in journal.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):  # the line being written now
+                records.append(json.loads(line))
+    return records
+
+
+def _start(kwok: KwokEnvInfo, scenario: Path, reports: Path, state: Path) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "KUBECONFIG": kwok.kubeconfig,
+        "GAMEDAY_STATE_DIR": str(state),
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [sys.executable, "-m", "gameday", "run", str(scenario), "--context", kwok.context]
+    command += ["--report-dir", str(reports), "--no-live"]
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_fault(harness: subprocess.Popen[str], reports: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert harness.poll() is None, harness.communicate()
+        if any(r.get("event") == "FaultApplied" for r in _journal_records(reports)):
+            return
+        time.sleep(0.2)  # following a file another process appends to
+    raise AssertionError("the fault was never applied")
+
+
+@pytest.mark.parametrize("interrupt", ["SIGINT", "kill -9 then gameday cleanup"])
+def test_an_interrupted_fault_leaves_the_workload_as_it_was(
+    interrupt: str,
+    kwok: KwokEnvInfo,
+    api: client.ApiClient,
+    namespace: str,
+    workload: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    reports, state = tmp_path / "reports", tmp_path / "state"
+    harness = _start(kwok, scenario_in(namespace, tmp_path), reports, state)
+    _wait_for_fault(harness, reports)
+    apps = client.AppsV1Api(api)
+    changed = as_json(api, apps.read_namespaced_deployment("inference-server", namespace))
+    assert changed["spec"] != workload["spec"]  # the fault is in place
+    if interrupt == "SIGINT":
+        harness.send_signal(signal.SIGINT)
+        _, stderr = harness.communicate(timeout=120)
+        assert harness.returncode == 4, stderr[-3000:]
+    else:
+        harness.kill()
+        harness.communicate(timeout=30)
+        cleanup = subprocess.run(
+            [sys.executable, "-m", "gameday", "cleanup"],
+            cwd=REPO,
+            env={**os.environ, "GAMEDAY_STATE_DIR": str(state)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+        assert "restored deployment" in cleanup.stdout
+    # compared field by field with the snapshot taken before the run
+    after = as_json(api, ready_pods(apps, namespace, "inference-server"))
+    assert after["spec"] == workload["spec"]
+    load_builtins()
+    assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
