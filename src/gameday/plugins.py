@@ -16,6 +16,8 @@ BUILTIN_MODULES = (
     "gameday.targets.kubernetes.target",
     "gameday.targets.kubernetes.undo",  # its undo kinds, for `gameday cleanup`
     "gameday.injectors.kubernetes.bad_image_tag",
+    "gameday.injectors.kubernetes.gpu_quota",
+    "gameday.targets.kubernetes.objects",  # its undo kinds, for `gameday cleanup`
     "gameday.injectors.local.port_conflict",
     "gameday.injectors.local.process_kill",
     "gameday.injectors.local.oom_kill",
@@ -36,6 +38,7 @@ BUILTIN_MODULES = (
     "gameday.remedies.local.raise_memory_limit",
     "gameday.remedies.local.restart_server",
     "gameday.remedies.kubernetes.rollout_undo",
+    "gameday.remedies.kubernetes.raise_quota",
     "gameday.testenv.cluster",  # its undo kind, for `gameday cleanup`
 )
 

@@ -96,6 +96,13 @@ def ready_pods(apps: client.AppsV1Api, namespace: str, name: str) -> Any:
     )
 
 
+def gpu_workload(api: client.ApiClient, namespace: str) -> dict[str, Any]:
+    apps = client.AppsV1Api(api)
+    manifest = REPO / "deploy" / "workload" / "inference-server-gpu.yaml"
+    apps.create_namespaced_deployment(namespace, yaml.safe_load(manifest.read_text()))
+    return as_json(api, ready_pods(apps, namespace, "inference-server-gpu"))  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def workload(api: client.ApiClient, namespace: str) -> dict[str, Any]:
     """deploy/workload/inference-server.yaml, rolled out; its spec as the API server holds it."""
@@ -340,5 +347,44 @@ def test_an_interrupted_fault_leaves_the_workload_as_it_was(
     # compared field by field with the snapshot taken before the run
     after = as_json(api, ready_pods(apps, namespace, "inference-server"))
     assert after["spec"] == workload["spec"]
+    load_builtins()
+    assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
+
+
+def test_gpu_quota_is_diagnosed_and_the_raised_quota_lets_the_rollout_finish(
+    kwok: KwokEnvInfo, api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    before = gpu_workload(api, namespace)
+    harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
+    scenario = tmp_path / "gpu-quota.yaml"
+    scenario.write_text(
+        (REPO / "scenarios" / "kubernetes" / "gpu-quota.yaml")
+        .read_text()
+        .replace("namespace: gameday-sandbox", f"namespace: {namespace}")
+    )
+    reports = tmp_path / "reports"
+    result = gameday(
+        kwok,
+        "run",
+        str(scenario),
+        "--context",
+        kwok.context,
+        "--report-dir",
+        str(reports),
+        "--no-live",
+        kubeconfig=harness,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    (report,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    assert report["diagnosis"][0]["code"] == "DEPLOYMENT002", report["diagnosis"]
+    assert "exceeded quota: gpu-quota" in " ".join(report["diagnosis"][0]["evidence"])
+    (step,) = [s for s in report["remedy"]["steps"] if s["outcome"] == "done"]
+    assert step["kind"] == "raise-quota"
+    assert step["details"]["requests.nvidia.com/gpu"].startswith("0 -> ")
+    # the quota is gone and the template is the one the run began with
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    assert core.list_namespaced_resource_quota(namespace).items == []
+    after = as_json(api, ready_pods(apps, namespace, "inference-server-gpu"))
+    assert after["spec"] == before["spec"]
     load_builtins()
     assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []

@@ -51,6 +51,7 @@ class RestoreDeploymentField(UndoAction):
     path: str
     """A JSON pointer into the Deployment (/spec/template/spec/containers/0/image)."""
     original: Any
+    """None: the field was absent, and the revert removes it."""
     faulted: Any
 
     def _apps(self) -> client.AppsV1Api:
@@ -58,10 +59,12 @@ class RestoreDeploymentField(UndoAction):
 
     def revert(self) -> str:
         apps = self._apps()
-        patch = [
-            {"op": "test", "path": self.path, "value": self.faulted},
-            {"op": "replace", "path": self.path, "value": self.original},
-        ]
+        put_back = (
+            {"op": "remove", "path": self.path}
+            if self.original is None  # the fault added the field
+            else {"op": "replace", "path": self.path, "value": self.original}
+        )
+        patch = [{"op": "test", "path": self.path, "value": self.faulted}, put_back]
         where = f"deployment {self.namespace}/{self.name} {self.path}"
         try:
             apps.patch_namespaced_deployment(self.name, self.namespace, patch)
