@@ -311,21 +311,37 @@ def _wait_for_fault(harness: subprocess.Popen[str], reports: Path) -> None:
     raise AssertionError("the fault was never applied")
 
 
+@pytest.mark.parametrize("scenario", ["bad-image-tag", "gpu-quota"])
 @pytest.mark.parametrize("interrupt", ["SIGINT", "kill -9 then gameday cleanup"])
 def test_an_interrupted_fault_leaves_the_workload_as_it_was(
     interrupt: str,
+    scenario: str,
     kwok: KwokEnvInfo,
     api: client.ApiClient,
     namespace: str,
-    workload: dict[str, Any],
     tmp_path: Path,
 ) -> None:
+    if scenario == "gpu-quota":
+        name, before = "inference-server-gpu", gpu_workload(api, namespace)
+    else:
+        apps = client.AppsV1Api(api)
+        apps.create_namespaced_deployment(namespace, yaml.safe_load(WORKLOAD.read_text()))
+        name, before = (
+            "inference-server",
+            as_json(api, ready_pods(apps, namespace, "inference-server")),
+        )
+    path = tmp_path / f"{scenario}.yaml"
+    path.write_text(
+        (REPO / "scenarios" / "kubernetes" / f"{scenario}.yaml")
+        .read_text()
+        .replace("namespace: gameday-sandbox", f"namespace: {namespace}")
+    )
     reports, state = tmp_path / "reports", tmp_path / "state"
-    harness = _start(kwok, scenario_in(namespace, tmp_path), reports, state)
+    harness = _start(kwok, path, reports, state)
     _wait_for_fault(harness, reports)
-    apps = client.AppsV1Api(api)
-    changed = as_json(api, apps.read_namespaced_deployment("inference-server", namespace))
-    assert changed["spec"] != workload["spec"]  # the fault is in place
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    changed = as_json(api, apps.read_namespaced_deployment(name, namespace))
+    assert changed["spec"] != before["spec"]  # the fault is in place
     if interrupt == "SIGINT":
         harness.send_signal(signal.SIGINT)
         _, stderr = harness.communicate(timeout=120)
@@ -345,8 +361,9 @@ def test_an_interrupted_fault_leaves_the_workload_as_it_was(
         assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
         assert "restored deployment" in cleanup.stdout
     # compared field by field with the snapshot taken before the run
-    after = as_json(api, ready_pods(apps, namespace, "inference-server"))
-    assert after["spec"] == workload["spec"]
+    after = as_json(api, ready_pods(apps, namespace, name))
+    assert after["spec"] == before["spec"]
+    assert core.list_namespaced_resource_quota(namespace).items == []
     load_builtins()
     assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
 
