@@ -17,6 +17,7 @@ BUILTIN_MODULES = (
     "gameday.targets.kubernetes.undo",  # its undo kinds, for `gameday cleanup`
     "gameday.injectors.kubernetes.bad_image_tag",
     "gameday.injectors.kubernetes.gpu_quota",
+    "gameday.injectors.kubernetes.pvc_misconfig",
     "gameday.targets.kubernetes.objects",  # its undo kinds, for `gameday cleanup`
     "gameday.injectors.local.port_conflict",
     "gameday.injectors.local.process_kill",

@@ -311,7 +311,7 @@ def _wait_for_fault(harness: subprocess.Popen[str], reports: Path) -> None:
     raise AssertionError("the fault was never applied")
 
 
-@pytest.mark.parametrize("scenario", ["bad-image-tag", "gpu-quota"])
+@pytest.mark.parametrize("scenario", ["bad-image-tag", "gpu-quota", "pvc-misconfig"])
 @pytest.mark.parametrize("interrupt", ["SIGINT", "kill -9 then gameday cleanup"])
 def test_an_interrupted_fault_leaves_the_workload_as_it_was(
     interrupt: str,
@@ -364,6 +364,7 @@ def test_an_interrupted_fault_leaves_the_workload_as_it_was(
     after = as_json(api, ready_pods(apps, namespace, name))
     assert after["spec"] == before["spec"]
     assert core.list_namespaced_resource_quota(namespace).items == []
+    assert core.list_namespaced_persistent_volume_claim(namespace).items == []
     load_builtins()
     assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
 
@@ -403,5 +404,48 @@ def test_gpu_quota_is_diagnosed_and_the_raised_quota_lets_the_rollout_finish(
     assert core.list_namespaced_resource_quota(namespace).items == []
     after = as_json(api, ready_pods(apps, namespace, "inference-server-gpu"))
     assert after["spec"] == before["spec"]
+    load_builtins()
+    assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
+
+
+def test_pvc_misconfig_is_diagnosed_from_the_pv_controller_and_the_scheduler(
+    kwok: KwokEnvInfo,
+    api: client.ApiClient,
+    namespace: str,
+    workload: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
+    scenario = tmp_path / "pvc-misconfig.yaml"
+    scenario.write_text(
+        (REPO / "scenarios" / "kubernetes" / "pvc-misconfig.yaml")
+        .read_text()
+        .replace("namespace: gameday-sandbox", f"namespace: {namespace}")
+    )
+    reports = tmp_path / "reports"
+    result = gameday(
+        kwok,
+        "run",
+        str(scenario),
+        "--context",
+        kwok.context,
+        "--prometheus",
+        kwok.prometheus,
+        "--alertmanager",
+        kwok.alertmanager,
+        "--report-dir",
+        str(reports),
+        "--no-live",
+        kubeconfig=harness,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    (report,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    assert report["diagnosis"][0]["code"] == "STORAGE001", report["diagnosis"]
+    evidence = " ".join(report["diagnosis"][0]["evidence"])
+    assert 'storageclass.storage.k8s.io "gameday-missing" not found' in evidence
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    assert core.list_namespaced_persistent_volume_claim(namespace).items == []
+    after = as_json(api, ready_pods(apps, namespace, "inference-server"))
+    assert after["spec"] == workload["spec"]
     load_builtins()
     assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []

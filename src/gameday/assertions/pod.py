@@ -7,12 +7,15 @@ checked together, so ``every`` means all the workload's pods at once.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field
 
 from gameday.assertions.base import Expectation, Verdict, clock, expectations
 from gameday.engine.events import PodObserved
 from gameday.engine.observations import Observations
 from gameday.scenario.model import ExpectationParams
+from gameday.scenario.units import Regex
 
 __all__ = ["PodExpectation", "PodParams"]
 
@@ -29,6 +32,9 @@ class PodParams(ExpectationParams):
     exit_code: int | None = None
     restarts: int | None = Field(default=None, ge=0)
     """At least this many restarts of a container."""
+    unschedulable: Regex | None = None
+    """The scheduler cannot place it, and says this (a regular expression; ``.`` for any
+    reason): "Insufficient nvidia.com/gpu", "unbound immediate PersistentVolumeClaims"."""
     every: bool = False
     """All of the workload's pods at once, instead of any one."""
 
@@ -42,6 +48,7 @@ class PodParams(ExpectationParams):
                 ("terminated", self.terminated),
                 ("exit_code", self.exit_code),
                 ("restarts>=", self.restarts),
+                ("unschedulable", self.unschedulable),
             )
             if value is not None
         ]
@@ -62,6 +69,10 @@ class PodParams(ExpectationParams):
             and c[2] == self.terminated
             and (self.exit_code is None or c[4] == self.exit_code)
             for c in containers
+        ):
+            return False
+        if self.unschedulable is not None and not (
+            pod.unschedulable and re.search(self.unschedulable, pod.unschedulable)
         ):
             return False
         return self.restarts is None or any(c[5] >= self.restarts for c in containers)

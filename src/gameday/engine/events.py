@@ -254,6 +254,8 @@ class FaultReverted(Event):
     fault: str
     fault_type: str
     details: tuple[tuple[str, str], ...] = ()
+    started: float | None = None
+    """When reverting began (the fault's end); ``ts`` is when it was done."""
 
 
 @dataclass(frozen=True, kw_only=True)

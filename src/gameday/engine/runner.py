@@ -340,6 +340,8 @@ class ScenarioRun:
 
     def _revert(self, fault: _Fault, *, after_failure: bool = False) -> None:
         spec = fault.spec
+        started = time.time()  # the fault ends when its revert begins: what that revert
+        # sets off (a rollout, a restart) already counts as recovery
         try:
             details = fault.injector.revert()
         except (GamedayError, RevertFailed, OSError) as error:
@@ -356,13 +358,14 @@ class ScenarioRun:
             return
         if after_failure:
             return
-        fault.reverted_at = time.time()
+        fault.reverted_at = started
         self.emit(
             FaultReverted(
                 scenario=self.name,
                 fault=spec.name,
                 fault_type=spec.type,
                 details=tuple(details.items()),
+                started=started,
             )
         )
 

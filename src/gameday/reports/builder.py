@@ -122,7 +122,8 @@ class ReportBuilder:
             record.details = dict(event.details)
         elif isinstance(event, FaultReverted):
             record = self._fault(scenario.faults, event.fault, event.fault_type)
-            record.reverted_at, record.revert_details = event.ts, dict(event.details)
+            record.reverted_at = event.started or event.ts
+            record.revert_details = dict(event.details)
         elif isinstance(event, FaultFailed):
             record = self._fault(scenario.faults, event.fault, event.fault_type)
             record.errors.append(f"{event.stage}: {event.error}")

@@ -36,7 +36,7 @@ def test_rows_say_who_reproduces_diagnoses_and_remedies_each_code() -> None:
     assert rows["InferenceModelLoading"].diagnosed_by == ["model-corrupt", "model-missing"]
     assert rows["InferenceModelLoading"].remedied_by == []
     assert rows["DEPLOYMENT003"].remedied_by == ["bad-image-tag (kubernetes)"]
-    assert rows["STORAGE001"].scenarios == []
+    assert rows["STORAGE002"].scenarios == []
     # every scenario in scenarios/ names its code and asserts its diagnosis
     for item in scenarios:
         code = item.scenario.metadata.runbook
