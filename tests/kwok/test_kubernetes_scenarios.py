@@ -28,7 +28,6 @@ from tests.kwok.conftest import watch_until
 pytestmark = pytest.mark.kwok
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIO = REPO / "scenarios" / "kubernetes" / "bad-image-tag.yaml"
 WORKLOAD = REPO / "deploy" / "workload" / "inference-server.yaml"
 IMAGE = "/spec/template/spec/containers/0/image"
 RBAC = REPO / "deploy" / "rbac" / "harness.yaml"
@@ -127,27 +126,25 @@ def gameday(
     )
 
 
-def scenario_in(namespace: str, tmp_path: Path) -> Path:
-    path = tmp_path / "bad-image-tag.yaml"
-    text = SCENARIO.read_text().replace("namespace: gameday-sandbox", f"namespace: {namespace}")
-    path.write_text(text)
+def scenario_in(namespace: str, tmp_path: Path, name: str = "bad-image-tag") -> Path:
+    """scenarios/kubernetes/NAME.yaml, pointed at the test's namespace."""
+    path = tmp_path / f"{name}.yaml"
+    text = (REPO / "scenarios" / "kubernetes" / f"{name}.yaml").read_text()
+    path.write_text(text.replace("namespace: gameday-sandbox", f"namespace: {namespace}"))
     return path
 
 
-def test_bad_image_tag_is_detected_diagnosed_and_rolled_back(
-    kwok: KwokEnvInfo,
-    api: client.ApiClient,
-    namespace: str,
-    workload: dict[str, Any],
-    tmp_path: Path,
-) -> None:
-    reports = tmp_path / "reports"
-    # as the account deploy/rbac gives the harness, not as the tier's administrator
+def run_as_the_harness(
+    kwok: KwokEnvInfo, api: client.ApiClient, namespace: str, tmp_path: Path, name: str
+) -> dict[str, Any]:
+    """Run the bundled scenario NAME as deploy/rbac's account (not the tier's
+    administrator); it must pass and leave no undo record behind. Its report."""
     harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
+    reports = tmp_path / "reports"
     result = gameday(
         kwok,
         "run",
-        str(scenario_in(namespace, tmp_path)),
+        str(scenario_in(namespace, tmp_path, name)),
         "--context",
         kwok.context,
         "--prometheus",
@@ -160,10 +157,22 @@ def test_bad_image_tag_is_detected_diagnosed_and_rolled_back(
         kubeconfig=harness,
     )
     assert result.returncode == 0, result.stderr[-5000:]
-    report = json.loads(next(reports.glob("*/report.json")).read_text())
-    (scenario,) = report["scenarios"]
+    (scenario,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
     assert scenario["outcome"] == "passed", scenario["reason"]
     assert all(e["outcome"] == "passed" for e in scenario["expectations"])
+    load_builtins()
+    assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
+    return scenario  # type: ignore[no-any-return]
+
+
+def test_bad_image_tag_is_detected_diagnosed_and_rolled_back(
+    kwok: KwokEnvInfo,
+    api: client.ApiClient,
+    namespace: str,
+    workload: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    scenario = run_as_the_harness(kwok, api, namespace, tmp_path, "bad-image-tag")
     assert scenario["diagnosis"][0]["code"] == "DEPLOYMENT003", scenario["diagnosis"]
     evidence = " ".join(scenario["diagnosis"][0]["evidence"])
     assert "ImagePullBackOff" in evidence and "Failed to pull image" in evidence
@@ -180,10 +189,7 @@ def test_bad_image_tag_is_detected_diagnosed_and_rolled_back(
     # the workload is back as it was: its pod template, field by field
     apps = client.AppsV1Api(api)
     after = as_json(api, ready_pods(apps, namespace, "inference-server"))
-    assert after["spec"]["template"] == workload["spec"]["template"]
-    assert after["spec"]["replicas"] == workload["spec"]["replicas"]
-    load_builtins()
-    assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
+    assert after["spec"] == workload["spec"]
 
 
 def test_a_context_nobody_allowed_is_refused_and_nothing_changes(
@@ -330,14 +336,8 @@ def test_an_interrupted_fault_leaves_the_workload_as_it_was(
             "inference-server",
             as_json(api, ready_pods(apps, namespace, "inference-server")),
         )
-    path = tmp_path / f"{scenario}.yaml"
-    path.write_text(
-        (REPO / "scenarios" / "kubernetes" / f"{scenario}.yaml")
-        .read_text()
-        .replace("namespace: gameday-sandbox", f"namespace: {namespace}")
-    )
     reports, state = tmp_path / "reports", tmp_path / "state"
-    harness = _start(kwok, path, reports, state)
+    harness = _start(kwok, scenario_in(namespace, tmp_path, scenario), reports, state)
     _wait_for_fault(harness, reports)
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     changed = as_json(api, apps.read_namespaced_deployment(name, namespace))
@@ -373,27 +373,7 @@ def test_gpu_quota_is_diagnosed_and_the_raised_quota_lets_the_rollout_finish(
     kwok: KwokEnvInfo, api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
     before = gpu_workload(api, namespace)
-    harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
-    scenario = tmp_path / "gpu-quota.yaml"
-    scenario.write_text(
-        (REPO / "scenarios" / "kubernetes" / "gpu-quota.yaml")
-        .read_text()
-        .replace("namespace: gameday-sandbox", f"namespace: {namespace}")
-    )
-    reports = tmp_path / "reports"
-    result = gameday(
-        kwok,
-        "run",
-        str(scenario),
-        "--context",
-        kwok.context,
-        "--report-dir",
-        str(reports),
-        "--no-live",
-        kubeconfig=harness,
-    )
-    assert result.returncode == 0, result.stderr[-5000:]
-    (report,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    report = run_as_the_harness(kwok, api, namespace, tmp_path, "gpu-quota")
     assert report["diagnosis"][0]["code"] == "DEPLOYMENT002", report["diagnosis"]
     assert "exceeded quota: gpu-quota" in " ".join(report["diagnosis"][0]["evidence"])
     (step,) = [s for s in report["remedy"]["steps"] if s["outcome"] == "done"]
@@ -404,8 +384,6 @@ def test_gpu_quota_is_diagnosed_and_the_raised_quota_lets_the_rollout_finish(
     assert core.list_namespaced_resource_quota(namespace).items == []
     after = as_json(api, ready_pods(apps, namespace, "inference-server-gpu"))
     assert after["spec"] == before["spec"]
-    load_builtins()
-    assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
 
 
 def test_pvc_misconfig_is_diagnosed_from_the_pv_controller_and_the_scheduler(
@@ -415,31 +393,7 @@ def test_pvc_misconfig_is_diagnosed_from_the_pv_controller_and_the_scheduler(
     workload: dict[str, Any],
     tmp_path: Path,
 ) -> None:
-    harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
-    scenario = tmp_path / "pvc-misconfig.yaml"
-    scenario.write_text(
-        (REPO / "scenarios" / "kubernetes" / "pvc-misconfig.yaml")
-        .read_text()
-        .replace("namespace: gameday-sandbox", f"namespace: {namespace}")
-    )
-    reports = tmp_path / "reports"
-    result = gameday(
-        kwok,
-        "run",
-        str(scenario),
-        "--context",
-        kwok.context,
-        "--prometheus",
-        kwok.prometheus,
-        "--alertmanager",
-        kwok.alertmanager,
-        "--report-dir",
-        str(reports),
-        "--no-live",
-        kubeconfig=harness,
-    )
-    assert result.returncode == 0, result.stderr[-5000:]
-    (report,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    report = run_as_the_harness(kwok, api, namespace, tmp_path, "pvc-misconfig")
     assert report["diagnosis"][0]["code"] == "STORAGE001", report["diagnosis"]
     evidence = " ".join(report["diagnosis"][0]["evidence"])
     assert 'storageclass.storage.k8s.io "gameday-missing" not found' in evidence
@@ -447,5 +401,3 @@ def test_pvc_misconfig_is_diagnosed_from_the_pv_controller_and_the_scheduler(
     assert core.list_namespaced_persistent_volume_claim(namespace).items == []
     after = as_json(api, ready_pods(apps, namespace, "inference-server"))
     assert after["spec"] == workload["spec"]
-    load_builtins()
-    assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []

@@ -20,7 +20,7 @@ from pydantic import Field
 from gameday.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
-from gameday.targets.kubernetes.objects import DeleteResourceQuota
+from gameday.targets.kubernetes.objects import DeleteNamespacedObject
 from gameday.targets.kubernetes.target import KubernetesTarget
 from gameday.targets.kubernetes.undo import RestoreDeploymentField, json_pointer
 
@@ -61,7 +61,8 @@ class GpuQuota(Injector[GpuQuotaSpec, KubernetesTarget]):
             spec=client.V1ResourceQuotaSpec(hard={RESOURCE: str(self.spec.gpus)}),
         )
         self.ctx.changes.record(
-            DeleteResourceQuota(
+            DeleteNamespacedObject(
+                object_kind="resourcequota",
                 kubeconfig=target.kubeconfig,
                 context=target.context,
                 namespace=target.namespace,

@@ -23,7 +23,7 @@ from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import NAME_PATTERN, FaultSpec
 from gameday.scenario.units import ByteSize, format_bytes
 from gameday.targets.kubernetes.cluster import as_json
-from gameday.targets.kubernetes.objects import DeletePersistentVolumeClaim
+from gameday.targets.kubernetes.objects import DeleteNamespacedObject
 from gameday.targets.kubernetes.target import KubernetesTarget
 from gameday.targets.kubernetes.undo import RestoreDeploymentField, json_pointer
 
@@ -70,7 +70,8 @@ class PvcMisconfig(Injector[PvcMisconfigSpec, KubernetesTarget]):
             )
         claim = f"gameday-claim-{secrets.token_hex(3)}"
         self.ctx.changes.record(
-            DeletePersistentVolumeClaim(
+            DeleteNamespacedObject(
+                object_kind="persistentvolumeclaim",
                 kubeconfig=target.kubeconfig,
                 context=target.context,
                 namespace=target.namespace,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -176,8 +177,38 @@ def spawn(
     return Spawned(name, popen, undo_id, token)
 
 
+LISTEN_PORTS = (20000, 32767)
+"""Where free_port looks: below Linux's default ephemeral range (32768-60999)."""
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port nothing listens on, for a server the harness starts a moment later.
+
+    Not one the kernel would pick (bind to port 0): those come from the ephemeral range,
+    which every outgoing connection also draws its source port from, so one of them (the
+    load, a scrape) could take the port before the server binds it — Prometheus once
+    failed to start that way. Ports outside that range are never source ports."""
+    low, high = LISTEN_PORTS
+    ephemeral = _ephemeral_range()
+    candidates = [
+        port
+        for port in range(low, high + 1)
+        if not ephemeral[0] <= port <= ephemeral[1] and port not in _handed_out
+    ]
+    for port in random.sample(candidates, min(len(candidates), 200)):
+        if port_is_free(port, host):
+            _handed_out.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded machine
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
