@@ -20,6 +20,7 @@ from gameday.plugins import load_builtins
 from gameday.targets.local.cgroup import MemoryCgroup
 from gameday.targets.local.processes import find_processes, port_is_free
 from tests.e2e.conftest import REPO, SCENARIOS
+from tests.support.cleanup import gameday_cleanup
 
 pytestmark = pytest.mark.e2e
 
@@ -129,16 +130,7 @@ def test_kill_9_then_cleanup_restores_everything(tmp_path: Path) -> None:
     assert holder_alive(applied) and not port_is_free(port)
     assert find_processes(run_id + ".", prefix=True)
 
-    env = {**os.environ, "GAMEDAY_STATE_DIR": str(tmp_path / "state")}
-    cleanup = subprocess.run(
-        [sys.executable, "-m", "gameday", "cleanup"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    cleanup = gameday_cleanup(tmp_path / "state")
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert f"run {run_id}" in cleanup.stdout
     assert port_is_free(port)
@@ -146,15 +138,7 @@ def test_kill_9_then_cleanup_restores_everything(tmp_path: Path) -> None:
     assert find_processes(run_id + ".", prefix=True) == []
     assert not MemoryCgroup.path_for(f"gameday-{run_id}-port-conflict").exists()
     assert not list(Path("/tmp").glob(f"gameday-{run_id}-*"))
-    again = subprocess.run(
-        [sys.executable, "-m", "gameday", "cleanup"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    again = gameday_cleanup(tmp_path / "state", timeout=60)
     assert again.returncode == 0 and "nothing to clean up" in again.stdout
 
 
@@ -172,16 +156,7 @@ def test_kill_9_during_a_dns_fault_then_cleanup_removes_the_namespace(tmp_path: 
     run_id = run_id_of(tmp_path / "reports")
     assert (Path("/run/netns") / namespace).exists()
 
-    env = {**os.environ, "GAMEDAY_STATE_DIR": str(tmp_path / "state")}
-    cleanup = subprocess.run(
-        [sys.executable, "-m", "gameday", "cleanup"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    cleanup = gameday_cleanup(tmp_path / "state")
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert "sent SIGCONT" in cleanup.stdout
     assert not (Path("/run/netns") / namespace).exists()
@@ -212,16 +187,7 @@ def test_kill_9_after_a_remedy_then_cleanup_undoes_the_fix_and_the_fault(tmp_pat
     ]
     assert "remedy/MEMORY001/raise-memory-limit" in owners and "fault/squeeze-memory" in owners
 
-    env = {**os.environ, "GAMEDAY_STATE_DIR": str(tmp_path / "state")}
-    cleanup = subprocess.run(
-        [sys.executable, "-m", "gameday", "cleanup"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    cleanup = gameday_cleanup(tmp_path / "state")
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     load_builtins()  # the undo kinds
     assert outstanding_undos(journal) == []

@@ -20,7 +20,7 @@ import pytest
 from gameday.engine.changes import ChangeSet
 from gameday.engine.events import EventBus
 from gameday.engine.journal import Journal
-from gameday.remedies.base import RemedyContext
+from gameday.injectors.base import FaultContext
 from gameday.remedies.local.free_port import FreePortRemedy, port_holders
 from gameday.runbooks.model import FreePort
 from gameday.targets.local.processes import free_port, port_is_free
@@ -45,7 +45,7 @@ def step(port: int, server_pid: int | None, tmp_path: Path) -> FreePortRemedy:
         port=port, network=None, require_supervisor=lambda: SimpleNamespace(pid=server_pid)
     )
     journal = Journal(tmp_path / "journal.jsonl", "run")
-    ctx = RemedyContext(
+    ctx = FaultContext(
         scenario="s",
         bus=EventBus(),
         changes=ChangeSet(journal, "s", "remedy/PortInUse"),

@@ -24,6 +24,7 @@ from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.undo import RestoreDeploymentField
 from gameday.testenv import KwokEnvInfo
 from tests.kwok.conftest import watch_until
+from tests.support.cleanup import gameday_cleanup
 
 pytestmark = pytest.mark.kwok
 
@@ -349,15 +350,7 @@ def test_an_interrupted_fault_leaves_the_workload_as_it_was(
     else:
         harness.kill()
         harness.communicate(timeout=30)
-        cleanup = subprocess.run(
-            [sys.executable, "-m", "gameday", "cleanup"],
-            cwd=REPO,
-            env={**os.environ, "GAMEDAY_STATE_DIR": str(state)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        cleanup = gameday_cleanup(state)
         assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
         assert "restored deployment" in cleanup.stdout
     # compared field by field with the snapshot taken before the run

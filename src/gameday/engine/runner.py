@@ -56,7 +56,7 @@ from gameday.engine.undo import RevertFailed
 from gameday.errors import Aborted, ExitCode, GamedayError, InjectionError
 from gameday.injectors.base import FaultContext, Injector, faults
 from gameday.observe.alerts import AlertPoller
-from gameday.remedies.base import PlannedStep, Remedy, RemedyContext, plan_remedy
+from gameday.remedies.base import PlannedStep, Remedy, plan_remedy
 from gameday.scenario.loader import LoadedScenario
 from gameday.scenario.model import (
     DEFAULT_DEADLINES,
@@ -567,7 +567,7 @@ class ScenarioRun:
                 self._remedy_step(entry.code, step, "skipped", step.skip or "")
                 continue
             self._remedy_step(entry.code, step, "started")
-            ctx = RemedyContext(
+            ctx = FaultContext(
                 scenario=self.name,
                 bus=self.bus,
                 changes=ChangeSet(

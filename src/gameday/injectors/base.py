@@ -44,6 +44,8 @@ class LoadControl(Protocol):
 
 @dataclass
 class FaultContext:
+    """What a fault, or a remedy step, may use: its change set first of all."""
+
     scenario: str
     bus: EventBus
     changes: ChangeSet

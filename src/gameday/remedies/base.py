@@ -10,35 +10,20 @@ of an entry run and why the others do not.
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import EventBus, Note
+from gameday.injectors.base import FaultContext
 from gameday.registry import Registry
 from gameday.runbooks.model import Action, Entry
 from gameday.targets.base import Target
 
-__all__ = ["PlannedStep", "Remedy", "RemedyContext", "plan_remedy", "remedies", "remedy_key"]
+__all__ = ["PlannedStep", "Remedy", "plan_remedy", "remedies", "remedy_key"]
 
 ActionT = TypeVar("ActionT")
 TargetT = TypeVar("TargetT", bound=Target)
-
-
-@dataclass
-class RemedyContext:
-    scenario: str
-    bus: EventBus
-    changes: ChangeSet
-    stop: threading.Event
-    artifacts: Path
-
-    def note(self, message: str, level: str = "info") -> None:
-        self.bus.emit(Note(scenario=self.scenario, level=level, message=message))
 
 
 class Remedy(ABC, Generic[ActionT, TargetT]):
@@ -46,7 +31,7 @@ class Remedy(ABC, Generic[ActionT, TargetT]):
     """The catalog action kind it carries out (``free-port``)."""
     summary: ClassVar[str]
 
-    def __init__(self, action: ActionT, target: TargetT, ctx: RemedyContext) -> None:
+    def __init__(self, action: ActionT, target: TargetT, ctx: FaultContext) -> None:
         self.action = action
         self.target = target
         self.ctx = ctx

@@ -43,7 +43,7 @@ from gameday.reports.model import (
 )
 from gameday.reports.score import scenario_score, suite_score
 from gameday.runbooks import load_catalog
-from gameday.runbooks.diagnose import diagnose_events
+from gameday.runbooks.diagnose import Diagnoser
 
 __all__ = ["ReportBuilder", "build_report"]
 
@@ -58,7 +58,7 @@ DIAGNOSES_SHOWN = 3
 class ReportBuilder:
     def __init__(self) -> None:
         self.report = RunReport()
-        self._events: dict[str, list[Event]] = {}
+        self._diagnosers: dict[str, Diagnoser] = {}
 
     def __call__(self, event: Event) -> None:
         report = self.report
@@ -77,7 +77,10 @@ class ReportBuilder:
         if not event.scenario:
             return
         scenario = report.scenario(event.scenario)
-        self._events.setdefault(event.scenario, []).append(event)
+        diagnoser = self._diagnosers.get(event.scenario)
+        if diagnoser is None:
+            diagnoser = self._diagnosers[event.scenario] = Diagnoser(load_catalog())
+        diagnoser.feed([event])
         if isinstance(event, ScenarioStarted):
             scenario.source, scenario.tier = event.source, event.tier
             scenario.runbook, scenario.description = event.runbook, event.description
@@ -96,7 +99,7 @@ class ReportBuilder:
             # in the order the scenario lists them, not the order they resolved in
             scenario.expectations.sort(key=lambda e: (PHASE_ORDER.get(e.phase, 9), e.index))
             scenario.score = scenario_score(scenario)
-            scenario.diagnosis = _diagnosis(self._events.pop(event.scenario, []), event.scenario)
+            scenario.diagnosis = _diagnosis(self._diagnosers.pop(event.scenario))
         elif isinstance(event, PhaseStarted):
             scenario.phases.setdefault(event.phase, event.ts)
         elif isinstance(event, ExpectationResolved):
@@ -242,8 +245,8 @@ class ReportBuilder:
         return record
 
 
-def _diagnosis(events: list[Event], scenario: str) -> list[DiagnosisRecord]:
-    ranking = diagnose_events(events, scenario, load_catalog())
+def _diagnosis(diagnoser: Diagnoser) -> list[DiagnosisRecord]:
+    ranking = diagnoser.fault_ranking()
     return [
         DiagnosisRecord(
             code=d.code,

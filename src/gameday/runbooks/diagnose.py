@@ -66,9 +66,10 @@ __all__ = [
     "Signal",
     "diagnose_events",
     "diagnose_journal",
-    "fault_window",
 ]
 
+FIX_PHASES = ("remedy", "recover", "teardown")
+"""Phases that end the fault window: from them on, what is seen is the fix at work."""
 CAUSE_WEIGHT = 3.0
 SYMPTOM_WEIGHT = 1.0
 SHARED_WEIGHT = 0.25
@@ -319,10 +320,16 @@ class _Match:
 
 @dataclass
 class Diagnoser:
-    """Feed it events (in any number of calls); ask for the ranking of any time window."""
+    """Feed it one scenario's events (in any number of calls); ask for the ranking of any
+    time window, or of the fault window it saw go by."""
 
     catalog: Catalog
     matches: list[_Match] = field(default_factory=list)
+    fault_started: float | None = None
+    """When the first fault began to be applied."""
+    fault_window_end: float | None = None
+    """The start of the first remedy, recover or teardown phase after it."""
+    last_seen: float = 0.0
     _by_kind: dict[str, list[tuple[Entry, int, Signature]]] = field(default_factory=dict)
     _described: dict[tuple[str, int], str] = field(default_factory=dict)
 
@@ -335,6 +342,17 @@ class Diagnoser:
 
     def feed(self, events: Iterable[Event]) -> None:
         for event in events:
+            self.last_seen = max(self.last_seen, event.ts)
+            if isinstance(event, FaultApplied) and self.fault_started is None:
+                self.fault_started = event.started
+            elif (
+                isinstance(event, PhaseStarted)
+                and event.phase in FIX_PHASES
+                and self.fault_started is not None
+                and self.fault_window_end is None
+                and event.ts >= self.fault_started
+            ):
+                self.fault_window_end = event.ts
             for signal in signals_of(event):
                 self._match(signal)
 
@@ -352,6 +370,18 @@ class Diagnoser:
     def ranking(self, since: float | None = None, until: float | None = None) -> list[Diagnosis]:
         """Entries with at least one specific match in the window, best first."""
         return self._rank(self._window(since, until))
+
+    def fault_window(self) -> tuple[float, float] | None:
+        """From the first fault to the start of the remedy or recover phase (or the last
+        event): what the failure did before anyone fixed it. None without a fault."""
+        if self.fault_started is None:
+            return None
+        return self.fault_started, self.fault_window_end or self.last_seen
+
+    def fault_ranking(self) -> list[Diagnosis] | None:
+        """The ranking over the fault window; None when no fault was applied."""
+        window = self.fault_window()
+        return None if window is None else self.ranking(*window)
 
     def first_on_top(self, code: str, since: float, until: float | None = None) -> float | None:
         """The earliest time in the window at which ``code`` alone led the ranking."""
@@ -401,39 +431,13 @@ class Diagnoser:
         ]
 
 
-def fault_window(events: Sequence[Event], scenario: str) -> tuple[float, float] | None:
-    """From a scenario's first fault to the start of its remedy or recover phase (or its
-    last event): what the failure did before anyone fixed it."""
-    start = next(
-        (e.started for e in events if isinstance(e, FaultApplied) and e.scenario == scenario),
-        None,
-    )
-    if start is None:
-        return None
-    end = next(
-        (
-            e.ts
-            for e in events
-            if isinstance(e, PhaseStarted)
-            and e.scenario == scenario
-            and e.phase in ("remedy", "recover", "teardown")
-            and e.ts >= start
-        ),
-        max(e.ts for e in events if e.scenario == scenario),
-    )
-    return start, end
-
-
 def diagnose_events(
     events: Sequence[Event], scenario: str, catalog: Catalog
 ) -> list[Diagnosis] | None:
     """The ranking over one scenario's fault window; None when no fault was applied."""
-    window = fault_window(events, scenario)
-    if window is None:
-        return None
     diagnoser = Diagnoser(catalog)
     diagnoser.feed(e for e in events if e.scenario == scenario)
-    return diagnoser.ranking(*window)
+    return diagnoser.fault_ranking()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from gameday.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreDeploymentField, json_pointer
+from gameday.targets.kubernetes.undo import json_pointer
 
 __all__ = ["BadImageTag", "BadImageTagSpec"]
 
@@ -76,17 +76,7 @@ class BadImageTag(Injector[BadImageTagSpec, KubernetesTarget]):
         original = containers[index].image
         faulted = with_tag(original, self.spec.tag or f"gameday-missing-{secrets.token_hex(3)}")
         path = json_pointer("spec", "template", "spec", "containers", index, "image")
-        self.ctx.changes.record(
-            RestoreDeploymentField(
-                kubeconfig=target.kubeconfig,
-                context=target.context,
-                namespace=target.namespace,
-                name=deployment.metadata.name,
-                path=path,
-                original=original,
-                faulted=faulted,
-            )
-        )
+        self.ctx.changes.record(target.restore_workload_field(path, original, faulted))
         patch = [
             {"op": "test", "path": path, "value": original},
             {"op": "replace", "path": path, "value": faulted},

@@ -20,9 +20,8 @@ from pydantic import Field
 from gameday.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
-from gameday.targets.kubernetes.objects import DeleteNamespacedObject
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreDeploymentField, json_pointer
+from gameday.targets.kubernetes.undo import json_pointer
 
 __all__ = ["GpuQuota", "GpuQuotaSpec"]
 
@@ -60,15 +59,7 @@ class GpuQuota(Injector[GpuQuotaSpec, KubernetesTarget]):
             ),
             spec=client.V1ResourceQuotaSpec(hard={RESOURCE: str(self.spec.gpus)}),
         )
-        self.ctx.changes.record(
-            DeleteNamespacedObject(
-                object_kind="resourcequota",
-                kubeconfig=target.kubeconfig,
-                context=target.context,
-                namespace=target.namespace,
-                name=QUOTA,
-            )
-        )
+        self.ctx.changes.record(target.delete_created("resourcequota", QUOTA))
         try:
             core.create_namespaced_resource_quota(target.namespace, quota)
         except ApiException as error:
@@ -93,17 +84,7 @@ class GpuQuota(Injector[GpuQuotaSpec, KubernetesTarget]):
         annotations = deployment.spec.template.metadata.annotations
         path = json_pointer("spec", "template", "metadata", "annotations", RESTARTED_AT)
         original = (annotations or {}).get(RESTARTED_AT)
-        self.ctx.changes.record(
-            RestoreDeploymentField(
-                kubeconfig=target.kubeconfig,
-                context=target.context,
-                namespace=target.namespace,
-                name=name,
-                path=path,
-                original=original,
-                faulted=now,
-            )
-        )
+        self.ctx.changes.record(target.restore_workload_field(path, original, now))
         if annotations is None:
             patch = [
                 {

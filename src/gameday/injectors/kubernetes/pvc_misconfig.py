@@ -23,9 +23,8 @@ from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import NAME_PATTERN, FaultSpec
 from gameday.scenario.units import ByteSize, format_bytes
 from gameday.targets.kubernetes.cluster import as_json
-from gameday.targets.kubernetes.objects import DeleteNamespacedObject
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreDeploymentField, json_pointer
+from gameday.targets.kubernetes.undo import json_pointer
 
 __all__ = ["PvcMisconfig", "PvcMisconfigSpec"]
 
@@ -69,15 +68,7 @@ class PvcMisconfig(Injector[PvcMisconfigSpec, KubernetesTarget]):
                 f"StorageClass {self.spec.storage_class} exists here; name one that does not"
             )
         claim = f"gameday-claim-{secrets.token_hex(3)}"
-        self.ctx.changes.record(
-            DeleteNamespacedObject(
-                object_kind="persistentvolumeclaim",
-                kubeconfig=target.kubeconfig,
-                context=target.context,
-                namespace=target.namespace,
-                name=claim,
-            )
-        )
+        self.ctx.changes.record(target.delete_created("persistentvolumeclaim", claim))
         core.create_namespaced_persistent_volume_claim(
             target.namespace,
             client.V1PersistentVolumeClaim(
@@ -116,17 +107,7 @@ class PvcMisconfig(Injector[PvcMisconfigSpec, KubernetesTarget]):
             ),
         ):
             faulted = [*(existing or []), item]
-            self.ctx.changes.record(
-                RestoreDeploymentField(
-                    kubeconfig=target.kubeconfig,
-                    context=target.context,
-                    namespace=target.namespace,
-                    name=deployment.metadata.name,
-                    path=path,
-                    original=existing,
-                    faulted=faulted,
-                )
-            )
+            self.ctx.changes.record(target.restore_workload_field(path, existing, faulted))
             if existing is None:
                 patch.append({"op": "add", "path": path, "value": faulted})
             else:

@@ -21,7 +21,6 @@ from gameday.remedies.base import Remedy, remedies
 from gameday.runbooks.model import RolloutUndo
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreDeploymentField
 
 __all__ = ["RolloutUndoRemedy"]
 
@@ -87,18 +86,9 @@ class RolloutUndoRemedy(Remedy[RolloutUndo, KubernetesTarget]):
         template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
         now = serialize(deployment.spec.template)
 
-        def restore(faulted: Any) -> RestoreDeploymentField:
-            return RestoreDeploymentField(
-                kubeconfig=target.kubeconfig,
-                context=target.context,
-                namespace=target.namespace,
-                name=name,
-                path="/spec/template",
-                original=target.snapshot_template(),
-                faulted=faulted,
-            )
-
-        undo = self.ctx.changes.record(restore(template))
+        undo = self.ctx.changes.record(
+            target.restore_workload_field("/spec/template", target.snapshot_template(), template)
+        )
         patch = [
             {"op": "test", "path": "/spec/template", "value": now},
             {"op": "replace", "path": "/spec/template", "value": template},
@@ -112,7 +102,10 @@ class RolloutUndoRemedy(Remedy[RolloutUndo, KubernetesTarget]):
             ) from None
         # the API server fills in defaults: the undo tests against what it stored
         stored = serialize(target.deployment().spec.template)
-        self.ctx.changes.update(undo, restore(stored))
+        self.ctx.changes.update(
+            undo,
+            target.restore_workload_field("/spec/template", target.snapshot_template(), stored),
+        )
         return {
             "deployment": f"{target.namespace}/{name}",
             "revision": f"{current} -> back to the template of revision {_revision(previous)}",

@@ -23,7 +23,9 @@ from gameday.targets.kubernetes.cluster import (
     current_context,
     kubeconfig_path,
 )
+from gameday.targets.kubernetes.objects import DeleteNamespacedObject, Kind
 from gameday.targets.kubernetes.spec import KubernetesTargetSpec
+from gameday.targets.kubernetes.undo import RestoreDeploymentField
 
 __all__ = ["KubernetesTarget"]
 
@@ -101,6 +103,30 @@ class KubernetesTarget(Target):
             raise ComponentUnreachable(
                 f"cannot read deployment {self.namespace}/{name}: {error.status} {error.reason}"
             ) from None
+
+    def restore_workload_field(
+        self, path: str, original: Any, faulted: Any
+    ) -> RestoreDeploymentField:
+        """The undo record for a field of the workload's Deployment a change sets."""
+        return RestoreDeploymentField(
+            kubeconfig=self.kubeconfig,
+            context=self.context,
+            namespace=self.namespace,
+            name=self.spec.workload.deployment,
+            path=path,
+            original=original,
+            faulted=faulted,
+        )
+
+    def delete_created(self, object_kind: Kind, name: str) -> DeleteNamespacedObject:
+        """The undo record for an object a change creates in the namespace."""
+        return DeleteNamespacedObject(
+            kubeconfig=self.kubeconfig,
+            context=self.context,
+            object_kind=object_kind,
+            namespace=self.namespace,
+            name=name,
+        )
 
     def snapshot_template(self) -> dict[str, Any]:
         """The workload's pod template as it was when the run began."""
