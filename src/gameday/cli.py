@@ -307,12 +307,13 @@ def list_(
     chosen = [what] if what else list(sections)
     if "faults" in chosen:
         table = Table(title="faults", title_justify="left")
-        for column in ("type", "targets", "runbook", "needs", "what it does"):
+        for column in ("type", "target", "runbook", "needs", "what it does"):
             table.add_column(column)
-        for name, cls in faults.items():
+        for key, cls in sorted(faults.items(), key=lambda item: item[0].split("/")[::-1]):
+            kind, name = key.split("/", 1)
             table.add_row(
                 name,
-                ", ".join(sorted(cls.target_kinds)),
+                kind,
                 cls.runbook or "—",
                 ", ".join(sorted(r.value for r in cls.requires)) or "—",
                 cls.summary,

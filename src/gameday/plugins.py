@@ -60,6 +60,9 @@ def catalog() -> Catalog:
     load_builtins()
     return Catalog(
         targets={name: cls.Params for name, cls in targets.items()},
-        faults={name: cls.Params for name, cls in faults.items()},
+        faults={
+            kind: {name: cls.Params for name, cls in faults.for_target(kind).items()}
+            for kind in targets.names()
+        },
         expectations={name: cls.Params for name, cls in expectations.items()},
     )

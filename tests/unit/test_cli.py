@@ -90,9 +90,29 @@ def test_schema_is_json_schema_and_committed_copy_is_fresh(tmp_path: Path) -> No
     assert result.returncode == 0
     schema = json.loads(result.stdout)
     assert schema["$schema"].startswith("https://json-schema.org/")
-    assert "apiVersion" in schema["properties"]
+    # one branch per target kind, each with that kind's faults
+    branches = {ref["$ref"].rsplit("/", 1)[1] for ref in schema["anyOf"]}
+    assert branches == {"KubernetesScenario", "LocalScenario"}
+    assert "apiVersion" in schema["$defs"]["LocalScenario"]["properties"]
     committed = json.loads((REPO / "schema" / "scenario.schema.json").read_text())
     assert committed == schema, "schema/scenario.schema.json is stale: run `make schema`"
+
+
+def test_the_schema_accepts_every_bundled_scenario_and_refuses_a_fault_of_another_tier() -> None:
+    import jsonschema
+    from ruamel.yaml import YAML
+
+    schema = json.loads((REPO / "schema" / "scenario.schema.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    yaml = YAML(typ="safe")
+    paths = sorted((REPO / "scenarios").rglob("*.yaml"))
+    assert len(paths) >= 10
+    for path in paths:
+        errors = list(validator.iter_errors(yaml.load(path.read_text())))
+        assert errors == [], f"{path}: {errors[0].message}"
+    local = yaml.load((REPO / "scenarios" / "local" / "port-conflict.yaml").read_text())
+    local["faults"][0]["type"] = "bad-image-tag"  # a kubernetes fault
+    assert not validator.is_valid(local)
 
 
 def test_list_shows_faults_and_kinds(tmp_path: Path) -> None:

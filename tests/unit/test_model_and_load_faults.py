@@ -225,9 +225,9 @@ def test_the_faults_are_registered() -> None:
     load_builtins()
     from gameday.injectors.base import faults
 
-    assert faults.get("model-missing") is ModelMissing
-    assert faults.get("model-corrupt") is ModelCorrupt
-    assert faults.get("load-spike") is LoadSpike
+    assert faults.lookup("local", "model-missing") is ModelMissing
+    assert faults.lookup("local", "model-corrupt") is ModelCorrupt
+    assert faults.lookup("local", "load-spike") is LoadSpike
     assert ModelMissing.runbook == ModelCorrupt.runbook == "InferenceModelLoading"
 
 

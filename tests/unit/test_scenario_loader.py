@@ -67,6 +67,31 @@ def test_unknown_fault_type_lists_the_known_ones() -> None:
     assert "'port-conflict'" in line
 
 
+def test_a_fault_of_another_target_kind_says_where_it_works() -> None:
+    (line,) = problems(GOOD.replace("type: port-conflict", "type: bad-image-tag"))
+    assert line == (
+        "s.yaml:13:24: faults[0].type: fault 'bad-image-tag' does not work on target 'local' "
+        "(it works on: kubernetes)"
+    )
+
+
+def test_the_target_picks_the_fault_of_that_name() -> None:
+    """port-conflict is a fault on both kinds, each with parameters of its own."""
+    from gameday.injectors.base import faults
+
+    local = parse_scenario(GOOD, "s.yaml", catalog()).scenario
+    assert isinstance(local.faults[0], faults.lookup("local", "port-conflict").Params)
+    assert problems(GOOD.replace("at: 2s,", "at: 2s, mode: host-port,")) == [
+        "s.yaml:13:47: faults[0].mode: unknown field 'mode'"
+    ]
+
+
+def test_a_scenario_with_an_unknown_target_reports_the_target_only() -> None:
+    text = GOOD.replace("  local:\n", "  locl:\n").replace("port-conflict", "no-such-fault")
+    (line,) = problems(text)
+    assert "target: unknown target kind 'locl'" in line
+
+
 def test_unknown_expectation_kind_suggests() -> None:
     (line,) = problems(
         GOOD.replace(

@@ -19,15 +19,7 @@ def _issues(item: LoadedScenario) -> list[ScenarioIssue]:
     scenario = item.scenario
     issues: list[ScenarioIssue] = []
     for index, fault in enumerate(scenario.faults):
-        injector = faults.get(fault.type)
-        if scenario.target.kind not in injector.target_kinds:
-            issues.append(
-                item.issue(
-                    ["faults", index, "type"],
-                    f"fault {fault.type!r} does not work on target {scenario.target.kind!r} "
-                    f"(it works on: {', '.join(sorted(injector.target_kinds))})",
-                )
-            )
+        injector = faults.lookup(scenario.target.kind, fault.type)
         if injector.needs_load and scenario.load is None:
             issues.append(
                 item.issue(
@@ -126,7 +118,7 @@ def describe_plan(loaded: Sequence[LoadedScenario]) -> str:
             for entry in entries:
                 lines.append(f"  - {phase.value}: {entry.params.describe()}")
         for fault in s.faults:
-            injector = faults.get(fault.type)
+            injector = faults.lookup(s.target.kind, fault.type)
             window = f"for {format_duration(fault.duration)}" if fault.duration else "once"
             lines.append(
                 f"  - at +{format_duration(fault.at)} {window}: fault {fault.name} ({fault.type}): "

@@ -62,7 +62,7 @@ def scenario_requirements(scenario: Scenario) -> set[Requirement]:
     needed = set(scenario.requires)
     needed |= targets.get(scenario.target.kind).requirements(scenario.target.params)
     for fault in scenario.faults:
-        needed |= faults.get(fault.type).requires
+        needed |= faults.lookup(scenario.target.kind, fault.type).requires
     return needed
 
 

@@ -425,7 +425,7 @@ class ScenarioRun:
 
     def _run_phases(self, target_cls: type[Target]) -> tuple[str, str]:
         scenario = self.scenario
-        injector_classes = [faults.get(f.type) for f in scenario.faults]
+        injector_classes = [faults.lookup(scenario.target.kind, f.type) for f in scenario.faults]
         if self.skip_unavailable:
             missing = missing_requirements(scenario_requirements(scenario))
             if missing:

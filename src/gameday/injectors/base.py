@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from gameday.engine.changes import ChangeSet
 from gameday.engine.events import EventBus, Note
-from gameday.registry import Registry
+from gameday.registry import Registry, UnknownName
 from gameday.scenario.model import FaultSpec, Requirement
 from gameday.targets.base import Target
 
 if TYPE_CHECKING:
     from gameday.load.protocol import LoadConfig
 
-__all__ = ["FaultContext", "Injector", "LoadControl", "faults"]
+__all__ = ["FaultContext", "FaultRegistry", "Injector", "LoadControl", "fault_key", "faults"]
 
 SpecT = TypeVar("SpecT", bound=FaultSpec)
 TargetT = TypeVar("TargetT", bound=Target)
@@ -90,4 +91,42 @@ class Injector(ABC, Generic[SpecT, TargetT]):
         """What applying ``spec`` will do, in one sentence (dry runs print it)."""
 
 
-faults: Registry[type[Injector]] = Registry("fault", "gameday.faults")  # type: ignore[type-arg]
+def fault_key(target_kind: str, name: str) -> str:
+    return f"{target_kind}/{name}"
+
+
+class FaultRegistry(Registry[type[Injector]]):  # type: ignore[type-arg]
+    """Faults keyed ``<target kind>/<name>``: a name such as ``oom-kill`` is a different
+    fault, with parameters of its own, on each target kind (a memory cgroup on the local
+    tier, a container limit on Kubernetes); the scenario's target picks which.
+
+    ``register(name)`` files the class under each of its ``target_kinds``."""
+
+    def register(self, name: str) -> Callable[[type[Injector]], type[Injector]]:  # type: ignore[type-arg]
+        def decorate(item: type[Injector]) -> type[Injector]:  # type: ignore[type-arg]
+            for kind in sorted(item.target_kinds):
+                self.add(fault_key(kind, name), item)
+            return item
+
+        return decorate
+
+    def lookup(self, target_kind: str, name: str) -> type[Injector]:  # type: ignore[type-arg]
+        key = fault_key(target_kind, name)
+        if key not in self:
+            known = sorted(self.for_target(target_kind))
+            raise UnknownName(f"fault for target {target_kind}", name, known)
+        return self.get(key)
+
+    def for_target(self, target_kind: str) -> dict[str, type[Injector]]:  # type: ignore[type-arg]
+        """The faults a scenario on ``target_kind`` can name, by name."""
+        prefix = fault_key(target_kind, "")
+        return {
+            key.removeprefix(prefix): item for key, item in self.items() if key.startswith(prefix)
+        }
+
+    def target_kinds_of(self, name: str) -> list[str]:
+        """The target kinds a fault of this name exists for."""
+        return sorted(key.split("/", 1)[0] for key, _ in self.items() if key.endswith(f"/{name}"))
+
+
+faults = FaultRegistry("fault", "gameday.faults")

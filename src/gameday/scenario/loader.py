@@ -128,6 +128,8 @@ def _message(error: Any, source: SourceMap) -> str:
             f"{error.get('input')!r} is not a valid name: use lowercase letters, digits "
             "and '-', starting and ending with a letter or digit (like port-conflict)"
         )
+    if kind == "union_tag_invalid" and "works_on" in ctx:
+        return str(error["msg"])
     if kind == "union_tag_invalid":
         return (
             f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {ctx.get('tag')!r} "
@@ -242,13 +244,23 @@ def parse_scenario(text: str, file: str, catalog: Catalog) -> LoadedScenario:
                 )
             ]
         )
-    model = scenario_model(catalog)
+    target = root.get("target")
+    target_kind = next(iter(target)) if isinstance(target, dict) and len(target) == 1 else None
+    model = scenario_model(catalog, target_kind if isinstance(target_kind, str) else None)
     try:
         scenario = model.model_validate(_plain(root))
     except ValidationError as exc:
         issues = []
         for problem in exc.errors():
             ctx = problem.get("ctx") or {}
+            if problem["type"] == "union_tag_invalid" and problem["loc"][:1] == ("faults",):
+                elsewhere = catalog.fault_target_kinds(str(ctx.get("tag")))
+                if elsewhere:
+                    problem["ctx"] = {**ctx, "works_on": ", ".join(elsewhere)}
+                    problem["msg"] = (
+                        f"fault {ctx.get('tag')!r} does not work on target {target_kind!r} "
+                        f"(it works on: {', '.join(elsewhere)})"
+                    )
             if problem["type"] == "extra_forbidden":
                 known = _known_fields(model, problem["loc"])
                 if known:

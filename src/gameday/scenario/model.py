@@ -203,19 +203,25 @@ class Catalog:
     """The extension models a scenario can name, by kind."""
 
     targets: Mapping[str, type[TargetParams]] = field(default_factory=dict)
-    faults: Mapping[str, type[FaultSpec]] = field(default_factory=dict)
+    faults: Mapping[str, Mapping[str, type[FaultSpec]]] = field(default_factory=dict)
+    """By target kind, then fault name: a name may be a different fault on each kind."""
     expectations: Mapping[str, type[ExpectationParams]] = field(default_factory=dict)
 
     def cache_key(self) -> tuple[tuple[str, int], ...]:
+        faults = {f"{kind}/{name}": m for kind, by in self.faults.items() for name, m in by.items()}
         return tuple(
             (f"{family}:{name}", id(model))
             for family, mapping in (
                 ("t", self.targets),
-                ("f", self.faults),
+                ("f", faults),
                 ("e", self.expectations),
             )
             for name, model in sorted(mapping.items())
         )
+
+    def fault_target_kinds(self, name: str) -> list[str]:
+        """The target kinds that have a fault of this name."""
+        return sorted(kind for kind, by_name in self.faults.items() if name in by_name)
 
 
 class Scenario(StrictModel):
@@ -317,13 +323,13 @@ def _keyed_union(family: str, base: type[BaseModel], models: Mapping[str, type[B
     ]
 
 
-def _fault_union(models: Mapping[str, type[FaultSpec]]) -> Any:
+def _fault_union(target_kind: str, models: Mapping[str, type[FaultSpec]]) -> Any:
     if not models:
         return FaultSpec
     variants = []
     for kind, params_model in sorted(models.items()):
         variant = create_model(
-            f"{_camel(kind)}Fault",
+            f"{_camel(target_kind)}{_camel(kind)}Fault",
             __base__=params_model,
             type=(Literal[kind], Field(description=f"fault type {kind}")),  # type: ignore[arg-type]
         )
@@ -333,28 +339,39 @@ def _fault_union(models: Mapping[str, type[FaultSpec]]) -> Any:
     return Annotated[Union[tuple(variants)], Field(discriminator="type")]  # noqa: UP007
 
 
-_MODELS: dict[tuple[tuple[str, int], ...], type[Scenario]] = {}
+_MODELS: dict[tuple[object, ...], type[Scenario]] = {}
 
 
-def _build(catalog: Catalog) -> type[Scenario]:
-    target = _keyed_union("target", TargetEntry, catalog.targets)
+def _build(catalog: Catalog, target_kind: str | None) -> type[Scenario]:
+    if target_kind is None:
+        # the target is missing or unknown: report that, not faults nobody could pick yet
+        target = _keyed_union("target", TargetEntry, catalog.targets)
+        fault: Any = dict[str, Any]
+        name = "Scenario"
+    else:
+        target = _keyed_union("target", TargetEntry, {target_kind: catalog.targets[target_kind]})
+        fault = _fault_union(target_kind, catalog.faults.get(target_kind, {}))
+        name = f"{_camel(target_kind)}Scenario"
     expectation = _keyed_union("expectation", ExpectationEntry, catalog.expectations)
-    fault = _fault_union(catalog.faults)
     model: type[Scenario] = create_model(
-        "Scenario",
+        name,
         __base__=Scenario,
         target=(target, ...),
         steady_state=(list[expectation], Field(default_factory=list)),  # type: ignore[valid-type]
-        faults=(list[fault], Field(default_factory=list)),  # type: ignore[valid-type]
+        faults=(list[fault], Field(default_factory=list)),
         expect=(list[expectation], Field(default_factory=list)),  # type: ignore[valid-type]
         recover=(list[expectation], Field(default_factory=list)),  # type: ignore[valid-type]
     )
     return model
 
 
-def scenario_model(catalog: Catalog) -> type[Scenario]:
-    """The concrete Scenario model for the targets, faults and expectations of ``catalog``."""
-    key = catalog.cache_key()
+def scenario_model(catalog: Catalog, target_kind: str | None = None) -> type[Scenario]:
+    """The concrete Scenario model for a target kind: its faults are that kind's (a fault
+    name may mean a different fault on another kind). Without a kind (the scenario's
+    target is missing or unknown), a model that checks everything but the faults."""
+    if target_kind is not None and target_kind not in catalog.targets:
+        target_kind = None
+    key = (*catalog.cache_key(), target_kind)
     if key not in _MODELS:
-        _MODELS[key] = _build(catalog)
+        _MODELS[key] = _build(catalog, target_kind)
     return _MODELS[key]

@@ -1,0 +1,250 @@
+"""What the kwok scenario tests share: the workload, the harness's own account, running
+``gameday`` as it, and interrupting a run in the middle of its fault."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from gameday.engine.journal import outstanding_undos
+from gameday.plugins import load_builtins
+from gameday.targets.kubernetes.cluster import as_json
+from gameday.testenv import KwokEnvInfo
+from tests.kwok.conftest import watch_until
+from tests.support.cleanup import gameday_cleanup
+
+REPO = Path(__file__).resolve().parents[2]
+WORKLOAD = REPO / "deploy" / "workload" / "inference-server.yaml"
+IMAGE = "/spec/template/spec/containers/0/image"
+RBAC = REPO / "deploy" / "rbac" / "harness.yaml"
+
+
+def run_as_the_harness_account(
+    api: client.ApiClient, kwok: KwokEnvInfo, namespace: str, into: Path
+) -> Path:
+    """deploy/rbac/harness.yaml applied in ``namespace``; a kubeconfig (mode 600) that
+    authenticates as its ServiceAccount with a short-lived token, context named as the
+    tier's."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    for document in yaml.safe_load_all(RBAC.read_text()):
+        create = {
+            "ServiceAccount": core.create_namespaced_service_account,
+            "Role": rbac.create_namespaced_role,
+            "RoleBinding": rbac.create_namespaced_role_binding,
+        }[document["kind"]]
+        create(namespace, document)
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    token = core.create_namespaced_service_account_token(
+        "gameday-harness", namespace, request
+    ).status.token
+    admin = yaml.safe_load(Path(kwok.kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == kwok.context)
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    path = into / "harness-kubeconfig.yaml"
+    path.touch(mode=0o600)
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster],
+                "users": [{"name": "gameday-harness", "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": kwok.context,
+                        "context": {"cluster": cluster["name"], "user": "gameday-harness"},
+                    }
+                ],
+                "current-context": kwok.context,
+            }
+        )
+    )
+    return path
+
+
+def ready_pods(apps: client.AppsV1Api, namespace: str, name: str) -> Any:
+    return watch_until(
+        apps.list_namespaced_deployment,
+        lambda d: (
+            d
+            if d.metadata.name == name
+            and (d.status.ready_replicas or 0) == d.spec.replicas
+            and (d.status.updated_replicas or 0) == d.spec.replicas
+            and (d.status.replicas or 0) == d.spec.replicas
+            else None
+        ),
+        namespace=namespace,
+        timeout=90,
+        what=f"deployment {name} ready",
+    )
+
+
+def gpu_workload(api: client.ApiClient, namespace: str) -> dict[str, Any]:
+    apps = client.AppsV1Api(api)
+    manifest = REPO / "deploy" / "workload" / "inference-server-gpu.yaml"
+    apps.create_namespaced_deployment(namespace, yaml.safe_load(manifest.read_text()))
+    return as_json(api, ready_pods(apps, namespace, "inference-server-gpu"))  # type: ignore[no-any-return]
+
+
+def workload_rolled_out(api: client.ApiClient, namespace: str) -> dict[str, Any]:
+    """deploy/workload/inference-server.yaml, rolled out; as the API server holds it."""
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(namespace, yaml.safe_load(WORKLOAD.read_text()))
+    return as_json(api, ready_pods(apps, namespace, "inference-server"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def workload(api: client.ApiClient, namespace: str) -> dict[str, Any]:
+    """deploy/workload/inference-server.yaml, rolled out (see workload_rolled_out)."""
+    return workload_rolled_out(api, namespace)
+
+
+def gameday(
+    kwok: KwokEnvInfo, *args: str, kubeconfig: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig or kwok.kubeconfig)}
+    return subprocess.run(
+        [sys.executable, "-m", "gameday", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+
+
+def scenario_in(namespace: str, tmp_path: Path, name: str = "bad-image-tag") -> Path:
+    """scenarios/kubernetes/NAME.yaml, pointed at the test's namespace."""
+    path = tmp_path / f"{name}.yaml"
+    text = (REPO / "scenarios" / "kubernetes" / f"{name}.yaml").read_text()
+    path.write_text(text.replace("namespace: gameday-sandbox", f"namespace: {namespace}"))
+    return path
+
+
+def run_as_the_harness(
+    kwok: KwokEnvInfo, api: client.ApiClient, namespace: str, tmp_path: Path, name: str
+) -> dict[str, Any]:
+    """Run the bundled scenario NAME as deploy/rbac's account (not the tier's
+    administrator); it must pass and leave no undo record behind. Its report."""
+    harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
+    reports = tmp_path / "reports"
+    result = gameday(
+        kwok,
+        "run",
+        str(scenario_in(namespace, tmp_path, name)),
+        "--context",
+        kwok.context,
+        "--prometheus",
+        kwok.prometheus,
+        "--alertmanager",
+        kwok.alertmanager,
+        "--report-dir",
+        str(reports),
+        "--no-live",
+        kubeconfig=harness,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    (scenario,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    assert scenario["outcome"] == "passed", scenario["reason"]
+    assert all(e["outcome"] == "passed" for e in scenario["expectations"])
+    load_builtins()
+    assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
+    return scenario  # type: ignore[no-any-return]
+
+
+def journal_records(reports: Path) -> list[dict[str, Any]]:
+    records = []
+    for journal in reports.glob("*/journal.jsonl"):
+        for line in journal.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):  # the line being written now
+                records.append(json.loads(line))
+    return records
+
+
+def start_run(
+    kwok: KwokEnvInfo, scenario: Path, reports: Path, state: Path
+) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "KUBECONFIG": kwok.kubeconfig,
+        "GAMEDAY_STATE_DIR": str(state),
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [sys.executable, "-m", "gameday", "run", str(scenario), "--context", kwok.context]
+    command += ["--report-dir", str(reports), "--no-live"]
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for_fault(harness: subprocess.Popen[str], reports: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert harness.poll() is None, harness.communicate()
+        if any(r.get("event") == "FaultApplied" for r in journal_records(reports)):
+            return
+        time.sleep(0.2)  # following a file another process appends to
+    raise AssertionError("the fault was never applied")
+
+
+def interrupt_mid_fault(
+    kwok: KwokEnvInfo,
+    namespace: str,
+    tmp_path: Path,
+    scenario: str,
+    interrupt: str,
+    observe: Callable[[], Any],
+    *,
+    changed_by_the_fault: bool = True,
+) -> str:
+    """Run scenarios/kubernetes/SCENARIO (as the tier's administrator), interrupt it once
+    its fault is applied (SIGINT, or kill -9 followed by ``gameday cleanup``), and check
+    that what ``observe`` reads (the objects the fault touches, as plain JSON) is the same
+    afterwards as before the run, field by field, with no undo record left.
+    ``changed_by_the_fault``: also check ``observe`` differs while the fault is in place.
+    Returns what ``gameday cleanup`` printed (empty after SIGINT)."""
+    before = observe()
+    reports, state = tmp_path / "reports", tmp_path / "state"
+    harness = start_run(kwok, scenario_in(namespace, tmp_path, scenario), reports, state)
+    wait_for_fault(harness, reports)
+    if changed_by_the_fault:
+        assert observe() != before  # the fault is in place
+    printed = ""
+    if interrupt == "SIGINT":
+        harness.send_signal(signal.SIGINT)
+        _, stderr = harness.communicate(timeout=120)
+        assert harness.returncode == 4, stderr[-3000:]
+    else:
+        harness.kill()
+        harness.communicate(timeout=30)
+        cleanup = gameday_cleanup(state)
+        assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+        printed = cleanup.stdout
+    assert observe() == before
+    load_builtins()
+    assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
+    return printed
+
+
+def deployment_spec(api: client.ApiClient, namespace: str, name: str) -> Callable[[], Any]:
+    """An ``observe`` for :func:`interrupt_mid_fault`: the Deployment's spec as stored."""
+    apps = client.AppsV1Api(api)
+    return lambda: as_json(api, apps.read_namespaced_deployment(name, namespace))["spec"]
+
+
+INTERRUPTS = ["SIGINT", "kill -9 then gameday cleanup"]
