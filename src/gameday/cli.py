@@ -83,6 +83,18 @@ def _duration(option: str, value: str) -> float:
         raise UsageError(f"{option}: {error}") from None
 
 
+def _preflight(loaded: list[LoadedScenario], kube_context: str | None) -> None:
+    """What each scenario's target refuses to run against, before any scenario starts."""
+    from gameday.targets.base import targets
+
+    for item in loaded:
+        target = item.scenario.target
+        try:
+            targets.get(target.kind).preflight(target.params, kube_context)
+        except UsageError as error:
+            raise UsageError(f"{item.path}: {error}") from None
+
+
 def _with_rules(item: LoadedScenario, options: RuleOptions) -> LoadedScenario:
     """The scenario with the command line's rule options applied to its target."""
     from gameday.rules import load_rule_file
@@ -220,6 +232,7 @@ def run(
 
         out.print(describe_plan(loaded))
         raise typer.Exit(ExitCode.PASSED)
+    _guard(lambda: _preflight(loaded, context))
     builder = ReportBuilder()
     view = LiveView(err) if live and err.is_terminal else None
     gameday = GameDay(
@@ -310,10 +323,10 @@ def list_(
         for column in ("type", "target", "runbook", "needs", "what it does"):
             table.add_column(column)
         for key, cls in sorted(faults.items(), key=lambda item: item[0].split("/")[::-1]):
-            kind, name = key.split("/", 1)
+            target_kind, name = key.split("/", 1)
             table.add_row(
                 name,
-                kind,
+                target_kind,
                 cls.runbook or "—",
                 ", ".join(sorted(r.value for r in cls.requires)) or "—",
                 cls.summary,

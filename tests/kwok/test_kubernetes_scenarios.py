@@ -76,8 +76,9 @@ def test_a_context_nobody_allowed_is_refused_and_nothing_changes(
         str(reports),
         "--no-live",
     )
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr  # refused before anything started
     assert f"context {kwok.context!r} is not allowed (allowed: none)" in result.stderr
+    assert not reports.exists()
     deployment = client.AppsV1Api(api).read_namespaced_deployment("inference-server", namespace)
     assert as_json(api, deployment)["spec"] == workload["spec"]
 

@@ -58,6 +58,35 @@ def test_invalid_file_exits_2_with_one_line_and_starts_nothing(
     assert not (tmp_path / "reports").exists()
 
 
+def test_a_context_the_scenario_does_not_allow_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    """Only the kubeconfig file is read: its server does not exist, and nothing is run."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: production\n"
+        "clusters: [{name: c, cluster: {server: 'https://192.0.2.1:6443'}}]\n"
+        "users: [{name: u, user: {token: not-a-real-token}}]\n"
+        "contexts: [{name: production, context: {cluster: c, user: u}}]\n"
+    )
+    scenario = tmp_path / "s.yaml"
+    text = (REPO / "scenarios" / "kubernetes" / "bad-image-tag.yaml").read_text()
+    scenario.write_text(
+        text.replace(
+            "  kubernetes:\n",
+            f"  kubernetes:\n    kubeconfig: {kubeconfig}\n    contexts: [staging]\n",
+        )
+    )
+    result = gameday("run", str(scenario), "--report-dir", str(tmp_path / "reports"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"error: {scenario}: context 'production' is not allowed (allowed: staging); list it "
+        "in target.kubernetes.contexts or pass --context to run against it"
+    )
+    assert "not-a-real-token" not in result.stderr + result.stdout
+    assert not (tmp_path / "reports").exists()
+
+
 def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     result = gameday("run", "nope.yaml", cwd=tmp_path)
     assert result.returncode == 2

@@ -79,6 +79,12 @@ class Target(ABC):
         del params
         return cls.requires
 
+    @classmethod
+    def preflight(cls, params: TargetParams, kube_context: str | None) -> None:
+        """Refuse, before anything of the run starts, what the parameters and the command
+        line do not allow (raise UsageError). May read local files; never a cluster."""
+        del params, kube_context
+
     @abstractmethod
     def up(self) -> None:
         """Start or connect to the system under test and its monitoring; wait until ready."""

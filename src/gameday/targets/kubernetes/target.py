@@ -27,7 +27,21 @@ from gameday.targets.kubernetes.objects import DeleteNamespacedObject, Kind
 from gameday.targets.kubernetes.spec import KubernetesTargetSpec
 from gameday.targets.kubernetes.undo import RestoreDeploymentField
 
-__all__ = ["KubernetesTarget"]
+__all__ = ["KubernetesTarget", "allowed_context"]
+
+
+def allowed_context(spec: KubernetesTargetSpec, kube_context: str | None) -> str:
+    """The context to use, if the scenario (``contexts``) or the command line (``--context``)
+    allows it; reads the kubeconfig file only."""
+    context = spec.context or kube_context or current_context(kubeconfig_path(spec.kubeconfig))
+    allowed = {*spec.contexts, *([kube_context] if kube_context else [])}
+    if context not in allowed:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise UsageError(
+            f"context {context!r} is not allowed (allowed: {listed}); list it in "
+            "target.kubernetes.contexts or pass --context to run against it"
+        )
+    return context
 
 
 @targets.register("kubernetes")
@@ -56,20 +70,13 @@ class KubernetesTarget(Target):
             raise ComponentUnreachable("the kubernetes target is not up")
         return self.api
 
-    def check_context(self) -> str:
-        """The context to use, if the scenario or the command line allows it."""
-        context = self.spec.context or self.ctx.kube_context or current_context(self.kubeconfig)
-        allowed = {*self.spec.contexts, *([self.ctx.kube_context] if self.ctx.kube_context else [])}
-        if context not in allowed:
-            listed = ", ".join(sorted(allowed)) or "none"
-            raise UsageError(
-                f"context {context!r} is not allowed (allowed: {listed}); list it in "
-                "target.kubernetes.contexts or pass --context to run against it"
-            )
-        return context
+    @classmethod
+    def preflight(cls, params: TargetParams, kube_context: str | None) -> None:
+        assert isinstance(params, KubernetesTargetSpec)
+        allowed_context(params, kube_context)
 
     def up(self) -> None:
-        self.context = self.check_context()
+        self.context = allowed_context(self.spec, self.ctx.kube_context)
         self.api = api_client(self.kubeconfig, self.context)
         deployment = self.deployment()
         self._snapshot = as_json(self.require_api(), deployment)
