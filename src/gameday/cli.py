@@ -230,8 +230,12 @@ def run(
     if dry_run:
         from gameday.engine.plan import describe_plan
 
-        out.print(describe_plan(loaded))
+        plan = _guard(lambda: describe_plan(loaded))
+        out.print(plan, markup=False)  # patterns' [..] are text
         raise typer.Exit(ExitCode.PASSED)
+    from gameday.engine.plan import check_plan
+
+    _guard(lambda: check_plan(loaded))  # as validate does: nothing runs with a plan issue
     _guard(lambda: _preflight(loaded, context))
     builder = ReportBuilder()
     view = LiveView(err) if live and err.is_terminal else None

@@ -17,8 +17,16 @@ BUILTIN_MODULES = (
     "gameday.targets.kubernetes.undo",  # its undo kinds, for `gameday cleanup`
     "gameday.injectors.kubernetes.bad_image_tag",
     "gameday.injectors.kubernetes.gpu_quota",
+    "gameday.injectors.kubernetes.gpu_exhaustion",
+    "gameday.injectors.kubernetes.gpu_memory_hog",
     "gameday.injectors.kubernetes.pvc_misconfig",
+    "gameday.injectors.kubernetes.dns_breakage",
+    "gameday.injectors.kubernetes.image_pull_secret_removed",
+    "gameday.injectors.kubernetes.oom_kill",
+    "gameday.injectors.kubernetes.port_conflict",
     "gameday.targets.kubernetes.objects",  # its undo kinds, for `gameday cleanup`
+    "gameday.injectors.kubernetes.crd_schema_drift",
+    "gameday.injectors.kubernetes.rbac_denied",
     "gameday.injectors.local.port_conflict",
     "gameday.injectors.local.process_kill",
     "gameday.injectors.local.oom_kill",
@@ -35,11 +43,15 @@ BUILTIN_MODULES = (
     "gameday.assertions.runbook",
     "gameday.assertions.pod",
     "gameday.assertions.event",
+    "gameday.assertions.rollout",
+    "gameday.assertions.endpoints",
     "gameday.remedies.local.free_port",
     "gameday.remedies.local.raise_memory_limit",
     "gameday.remedies.local.restart_server",
     "gameday.remedies.kubernetes.rollout_undo",
     "gameday.remedies.kubernetes.raise_quota",
+    "gameday.remedies.kubernetes.grant_permission",
+    "gameday.remedies.kubernetes.raise_memory_limit",
     "gameday.testenv.cluster",  # its undo kind, for `gameday cleanup`
 )
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from gameday.engine.journal import outstanding_undos
 from gameday.plugins import load_builtins
@@ -27,16 +28,49 @@ from tests.support.cleanup import gameday_cleanup
 
 REPO = Path(__file__).resolve().parents[2]
 WORKLOAD = REPO / "deploy" / "workload" / "inference-server.yaml"
+SERVICE = REPO / "deploy" / "workload" / "inference-server-service.yaml"
 IMAGE = "/spec/template/spec/containers/0/image"
 RBAC = REPO / "deploy" / "rbac" / "harness.yaml"
+KUBE_SYSTEM_RBAC = REPO / "deploy" / "rbac" / "harness-kube-system.yaml"
+
+
+def grant_kube_system(api: client.ApiClient, namespace: str) -> None:
+    """deploy/rbac/harness-kube-system.yaml, binding the account of ``namespace``; it
+    outlives the test's namespace: take it away with :func:`revoke_kube_system`."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    for document in yaml.safe_load_all(KUBE_SYSTEM_RBAC.read_text()):
+        for subject in document.get("subjects", []):
+            subject["namespace"] = namespace
+        create = {
+            "Role": rbac.create_namespaced_role,
+            "RoleBinding": rbac.create_namespaced_role_binding,
+        }[document["kind"]]
+        create("kube-system", document)
+
+
+def revoke_kube_system(api: client.ApiClient) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    for document in yaml.safe_load_all(KUBE_SYSTEM_RBAC.read_text()):
+        delete = {
+            "Role": rbac.delete_namespaced_role,
+            "RoleBinding": rbac.delete_namespaced_role_binding,
+        }[document["kind"]]
+        with contextlib.suppress(ApiException):  # 404: not granted (any more)
+            delete(document["metadata"]["name"], "kube-system")
 
 
 def run_as_the_harness_account(
-    api: client.ApiClient, kwok: KwokEnvInfo, namespace: str, into: Path
+    api: client.ApiClient,
+    kwok: KwokEnvInfo,
+    namespace: str,
+    into: Path,
+    *,
+    kube_system: bool = False,
 ) -> Path:
-    """deploy/rbac/harness.yaml applied in ``namespace``; a kubeconfig (mode 600) that
-    authenticates as its ServiceAccount with a short-lived token, context named as the
-    tier's."""
+    """deploy/rbac/harness.yaml applied in ``namespace`` (and, with ``kube_system``,
+    harness-kube-system.yaml: see :func:`grant_kube_system`); a kubeconfig (mode 600)
+    that authenticates as its ServiceAccount with a short-lived token, context named as
+    the tier's."""
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     for document in yaml.safe_load_all(RBAC.read_text()):
         create = {
@@ -45,6 +79,8 @@ def run_as_the_harness_account(
             "RoleBinding": rbac.create_namespaced_role_binding,
         }[document["kind"]]
         create(namespace, document)
+    if kube_system:
+        grant_kube_system(api, namespace)
     request = client.AuthenticationV1TokenRequest(
         spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
     )
@@ -101,9 +137,11 @@ def gpu_workload(api: client.ApiClient, namespace: str) -> dict[str, Any]:
 
 
 def workload_rolled_out(api: client.ApiClient, namespace: str) -> dict[str, Any]:
-    """deploy/workload/inference-server.yaml, rolled out; as the API server holds it."""
+    """deploy/workload/inference-server.yaml, rolled out, and its Service
+    (inference-server-service.yaml); the Deployment as the API server holds it."""
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(namespace, yaml.safe_load(WORKLOAD.read_text()))
+    client.CoreV1Api(api).create_namespaced_service(namespace, yaml.safe_load(SERVICE.read_text()))
     return as_json(api, ready_pods(apps, namespace, "inference-server"))  # type: ignore[no-any-return]
 
 
@@ -137,27 +175,38 @@ def scenario_in(namespace: str, tmp_path: Path, name: str = "bad-image-tag") -> 
 
 
 def run_as_the_harness(
-    kwok: KwokEnvInfo, api: client.ApiClient, namespace: str, tmp_path: Path, name: str
+    kwok: KwokEnvInfo,
+    api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    name: str,
+    *,
+    kube_system: bool = False,
 ) -> dict[str, Any]:
     """Run the bundled scenario NAME as deploy/rbac's account (not the tier's
-    administrator); it must pass and leave no undo record behind. Its report."""
-    harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
+    administrator; ``kube_system``: with harness-kube-system.yaml for the run); it must
+    pass and leave no undo record behind. Its report."""
+    harness = run_as_the_harness_account(api, kwok, namespace, tmp_path, kube_system=kube_system)
     reports = tmp_path / "reports"
-    result = gameday(
-        kwok,
-        "run",
-        str(scenario_in(namespace, tmp_path, name)),
-        "--context",
-        kwok.context,
-        "--prometheus",
-        kwok.prometheus,
-        "--alertmanager",
-        kwok.alertmanager,
-        "--report-dir",
-        str(reports),
-        "--no-live",
-        kubeconfig=harness,
-    )
+    try:
+        result = gameday(
+            kwok,
+            "run",
+            str(scenario_in(namespace, tmp_path, name)),
+            "--context",
+            kwok.context,
+            "--prometheus",
+            kwok.prometheus,
+            "--alertmanager",
+            kwok.alertmanager,
+            "--report-dir",
+            str(reports),
+            "--no-live",
+            kubeconfig=harness,
+        )
+    finally:
+        if kube_system:
+            revoke_kube_system(api)
     assert result.returncode == 0, result.stderr[-5000:]
     (scenario,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
     assert scenario["outcome"] == "passed", scenario["reason"]
@@ -206,13 +255,14 @@ def interrupt_mid_fault(
     kwok: KwokEnvInfo,
     namespace: str,
     tmp_path: Path,
-    scenario: str,
+    scenario: str | Path,
     interrupt: str,
     observe: Callable[[], Any],
     *,
     changed_by_the_fault: bool = True,
 ) -> str:
-    """Run scenarios/kubernetes/SCENARIO (as the tier's administrator), interrupt it once
+    """Run scenarios/kubernetes/SCENARIO, or the file SCENARIO (pointed at ``namespace``
+    already), as the tier's administrator; interrupt it once
     its fault is applied (SIGINT, or kill -9 followed by ``gameday cleanup``), and check
     that what ``observe`` reads (the objects the fault touches, as plain JSON) is the same
     afterwards as before the run, field by field, with no undo record left.
@@ -220,7 +270,8 @@ def interrupt_mid_fault(
     Returns what ``gameday cleanup`` printed (empty after SIGINT)."""
     before = observe()
     reports, state = tmp_path / "reports", tmp_path / "state"
-    harness = start_run(kwok, scenario_in(namespace, tmp_path, scenario), reports, state)
+    path = scenario if isinstance(scenario, Path) else scenario_in(namespace, tmp_path, scenario)
+    harness = start_run(kwok, path, reports, state)
     wait_for_fault(harness, reports)
     if changed_by_the_fault:
         assert observe() != before  # the fault is in place

@@ -11,7 +11,8 @@ from kubernetes import client
 
 from gameday.engine.undo import RevertFailed
 from gameday.targets.kubernetes.cluster import as_json
-from gameday.targets.kubernetes.undo import RestoreDeploymentField
+from gameday.targets.kubernetes.objects import RUN_LABEL, DeleteCreatedObject, created_labels
+from gameday.targets.kubernetes.undo import RestoreObjectField
 from gameday.testenv import KwokEnvInfo
 from tests.kwok.scenarios import (
     IMAGE,
@@ -54,6 +55,12 @@ def test_bad_image_tag_is_detected_diagnosed_and_rolled_back(
     )
     # what came from where: simulated kubelets, a real control plane
     assert any("kubelets are simulated by kwok stages" in line for line in scenario["simulated"])
+    sources = {e["description"]: e["observed_from"] for e in scenario["expectations"]}
+    assert sources["a pod waiting=ErrImagePull"] == ["kubelet: simulated by kwok stages"]
+    pulled = next(v for k, v in sources.items() if k.startswith("event Failed"))
+    assert pulled == ["kubelet: simulated by kwok stages"]  # a stage records it as the kubelet
+    firing = sources["alert KubePodImagePullFailing firing"]
+    assert firing == ["prometheus: real", "alertmanager: real"]
     # the workload is back as it was: its pod template, field by field
     apps = client.AppsV1Api(api)
     after = as_json(api, ready_pods(apps, namespace, "inference-server"))
@@ -88,7 +95,7 @@ def test_a_revert_does_not_overwrite_what_someone_else_changed(
 ) -> None:
     apps = client.AppsV1Api(api)
     original = workload["spec"]["template"]["spec"]["containers"][0]["image"]
-    undo = RestoreDeploymentField(
+    undo = RestoreObjectField(
         kubeconfig=kwok.kubeconfig,
         context=kwok.context,
         namespace=namespace,
@@ -186,6 +193,8 @@ def test_gpu_quota_is_diagnosed_and_the_raised_quota_lets_the_rollout_finish(
     report = run_as_the_harness(kwok, api, namespace, tmp_path, "gpu-quota")
     assert report["diagnosis"][0]["code"] == "DEPLOYMENT002", report["diagnosis"]
     assert "exceeded quota: gpu-quota" in " ".join(report["diagnosis"][0]["evidence"])
+    (refused,) = [e for e in report["expectations"] if e["description"].startswith("event")][:1]
+    assert refused["observed_from"] == ["replicaset-controller: real"]
     (step,) = [s for s in report["remedy"]["steps"] if s["outcome"] == "done"]
     assert step["kind"] == "raise-quota"
     assert step["details"]["requests.nvidia.com/gpu"].startswith("0 -> ")
@@ -207,7 +216,75 @@ def test_pvc_misconfig_is_diagnosed_from_the_pv_controller_and_the_scheduler(
     assert report["diagnosis"][0]["code"] == "STORAGE001", report["diagnosis"]
     evidence = " ".join(report["diagnosis"][0]["evidence"])
     assert 'storageclass.storage.k8s.io "gameday-missing" not found' in evidence
+    sources = {e["description"]: e["observed_from"] for e in report["expectations"]}
+    provisioning = next(v for k, v in sources.items() if k.startswith("event ProvisioningFailed"))
+    assert provisioning == ["persistentvolume-controller: real"]
+    pending = next(v for k, v in sources.items() if "unschedulable" in k)
+    assert pending == ["kube-scheduler: real"]
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     assert core.list_namespaced_persistent_volume_claim(namespace).items == []
     after = as_json(api, ready_pods(apps, namespace, "inference-server"))
     assert after["spec"] == workload["spec"]
+
+
+def test_a_created_object_is_deleted_only_if_this_run_made_it(
+    kwok: KwokEnvInfo, api: client.ApiClient, namespace: str
+) -> None:
+    """The record is written before the create, so it may outlive a create that failed
+    because someone else's object has the name: that object must survive the revert."""
+    core = client.CoreV1Api(api)
+    theirs = client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="gpu-quota"),
+        spec=client.V1ResourceQuotaSpec(hard={"requests.nvidia.com/gpu": "8"}),
+    )
+    core.create_namespaced_resource_quota(namespace, theirs)
+
+    def record(name: str, run_id: str) -> DeleteCreatedObject:
+        return DeleteCreatedObject(
+            kubeconfig=kwok.kubeconfig,
+            context=kwok.context,
+            api_version="v1",
+            plural="resourcequotas",
+            namespace=namespace,
+            name=name,
+            run_id=run_id,
+        )
+
+    left = record("gpu-quota", "r-1").revert()
+    assert (
+        left
+        == f"resourcequota {namespace}/gpu-quota is not this run's (label {RUN_LABEL}); left alone"
+    )
+    assert core.read_namespaced_resource_quota("gpu-quota", namespace).spec.hard == {
+        "requests.nvidia.com/gpu": "8"
+    }
+    # this run's own object goes, through the generic REST path, whatever its API group
+    apps = client.AppsV1Api(api)
+    ours = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "ours", "labels": created_labels("r-1")},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "ours"}},
+            "template": {
+                "metadata": {"labels": {"app": "ours"}},
+                "spec": {"containers": [{"name": "c", "image": "example.com/tests/app:1.0"}]},
+            },
+        },
+    }
+    apps.create_namespaced_deployment(namespace, ours)
+    undo = DeleteCreatedObject(
+        kubeconfig=kwok.kubeconfig,
+        context=kwok.context,
+        api_version="apps/v1",
+        plural="deployments",
+        namespace=namespace,
+        name="ours",
+        run_id="r-1",
+    )
+    assert undo.revert() == f"deleted deployment {namespace}/ours"
+    assert undo.revert() == f"deployment {namespace}/ours already gone"
+    assert record("never-made", "r-1").revert() == (
+        f"resourcequota {namespace}/never-made already gone"
+    )

@@ -1,16 +1,32 @@
-"""The pod and event expectations and the bad-image-tag fault's tag arithmetic, on
-observations built in the shape the pod and event watches emit."""
+"""The pod, event, rollout and endpoints expectations and the bad-image-tag fault's tag
+arithmetic, on observations built in the shape the watches emit; the watches' conversion
+of the API's Deployments and EndpointSlices."""
 
 from __future__ import annotations
 
 import pytest
 
 from gameday.assertions.base import ExpectationContext
+from gameday.assertions.endpoints import EndpointsExpectation, EndpointsParams
 from gameday.assertions.event import EventExpectation, EventParams
 from gameday.assertions.pod import PodExpectation, PodParams
-from gameday.engine.events import Event, KubeEvent, PodObserved
+from gameday.assertions.rollout import (
+    RolloutExpectation,
+    RolloutParams,
+    complete,
+    describe_deployment,
+)
+from gameday.engine.events import (
+    DeploymentObserved,
+    EndpointSliceObserved,
+    Event,
+    KubeEvent,
+    PodObserved,
+    event_from_record,
+)
 from gameday.engine.observations import Observations
 from gameday.injectors.kubernetes.bad_image_tag import with_tag
+from gameday.observe.kubernetes import deployment_observed, endpoint_slice_observed
 
 T0 = 1_800_000_000.0
 
@@ -138,3 +154,356 @@ def test_a_bad_message_pattern_is_refused() -> None:
 )
 def test_with_tag_replaces_only_the_tag(image: str, expected: str) -> None:
     assert with_tag(image, "bad") == expected
+
+
+# -- rollout -------------------------------------------------------------------------
+
+PROGRESSING = ("Progressing", "True", "ReplicaSetUpdated", 'ReplicaSet "w-2" is progressing.')
+DONE = (
+    "Progressing",
+    "True",
+    "NewReplicaSetAvailable",
+    'ReplicaSet "w-1" has successfully progressed.',
+)
+STALLED = (
+    "Progressing",
+    "False",
+    "ProgressDeadlineExceeded",
+    'ReplicaSet "w-2" has timed out progressing.',
+)
+AVAILABLE = (
+    "Available",
+    "True",
+    "MinimumReplicasAvailable",
+    "Deployment has minimum availability.",
+)
+
+
+def deployment(
+    t: float,
+    *conditions: tuple[str, str, str, str],
+    name: str = "w",
+    workload: bool = True,
+    generation: int = 2,
+    observed: int = 2,
+    current: int = 2,
+    updated: int = 2,
+    ready: int = 2,
+    available: int = 2,
+    deleted: bool = False,
+) -> DeploymentObserved:
+    return DeploymentObserved(
+        ts=T0 + t,
+        scenario="s",
+        deployment=name,
+        namespace="ns",
+        workload=workload,
+        generation=generation,
+        observed_generation=observed,
+        replicas=2,
+        current=current,
+        updated=updated,
+        ready=ready,
+        available=available,
+        conditions=conditions,
+        deleted=deleted,
+    )
+
+
+def rollout(params: RolloutParams, *events: Event, since: float = T0) -> float | None:
+    verdict = RolloutExpectation(params, ExpectationContext("s")).check(observed(*events), since)
+    return verdict.at if verdict.met else None
+
+
+def test_complete_needs_the_latest_generation_and_every_replica_new_ready_and_available() -> None:
+    events = (
+        deployment(0, PROGRESSING, AVAILABLE, generation=3, observed=2),  # status is old
+        deployment(1, PROGRESSING, AVAILABLE, generation=3, observed=3, current=3, updated=1),
+        deployment(2, PROGRESSING, AVAILABLE, generation=3, observed=3, current=3, ready=3),
+        deployment(3, PROGRESSING, AVAILABLE, generation=3, observed=3, available=1),
+        deployment(4, DONE, AVAILABLE, generation=3, observed=3),
+    )
+    assert [complete(e) for e in events] == [False, False, False, False, True]
+    assert rollout(RolloutParams(complete=True), *events) == T0 + 4
+    assert rollout(RolloutParams(complete=False), *events) == T0
+    assert rollout(RolloutParams(complete=True, reason="NewReplicaSetAvailable"), *events) == T0 + 4
+
+
+def test_a_stalled_rollout_by_condition_status_and_reason() -> None:
+    events = (
+        deployment(0, DONE, AVAILABLE),
+        deployment(5, PROGRESSING, AVAILABLE, generation=3, observed=3, current=3, updated=1),
+        deployment(15, STALLED, AVAILABLE, generation=3, observed=3, current=3, updated=1),
+    )
+    stalled = RolloutParams(progressing=False, reason="ProgressDeadlineExceeded", available=True)
+    assert rollout(stalled, *events) == T0 + 15
+    assert rollout(RolloutParams(progressing=True), *events) == T0
+    assert rollout(RolloutParams(available=False), *events) is None
+    # a condition of that type, but with another status, does not hold
+    assert (
+        rollout(RolloutParams(progressing=False, reason="NewReplicaSetAvailable"), *events) is None
+    )
+
+
+def test_a_rollout_state_that_ended_before_the_phase_does_not_count() -> None:
+    events = (
+        deployment(0, DONE, AVAILABLE),
+        deployment(2, PROGRESSING, AVAILABLE, generation=3, observed=3, updated=1, current=3),
+    )
+    assert rollout(RolloutParams(complete=True), *events, since=T0 + 5) is None
+    assert rollout(RolloutParams(complete=False), *events, since=T0 + 5) == T0 + 5
+
+
+def test_rollout_reads_the_workload_unless_a_deployment_is_named() -> None:
+    events = (
+        deployment(0, STALLED, name="hog", workload=False),
+        deployment(1, DONE, AVAILABLE),
+        deployment(2, DONE, AVAILABLE, deleted=True),
+    )
+    assert rollout(RolloutParams(reason="ProgressDeadlineExceeded"), *events) is None
+    named = RolloutParams(deployment="hog", reason="ProgressDeadlineExceeded")
+    assert rollout(named, *events) == T0
+    # deleted: no state holds after it
+    assert rollout(RolloutParams(complete=True), *events, since=T0 + 3) is None
+
+
+def test_rollout_explain_shows_the_deployment_as_last_seen() -> None:
+    params = RolloutParams(complete=True, within=60)
+    expectation = RolloutExpectation(params, ExpectationContext("s"))
+    events = observed(
+        deployment(1, PROGRESSING, AVAILABLE, generation=3, observed=3, current=3, updated=1),
+        deployment(2, STALLED, AVAILABLE, generation=3, observed=3, current=3, updated=1),
+    )
+    assert expectation.explain(events, T0) == [
+        "never rollout of the workload complete; as last seen (+2.0s):",
+        "w generation 3: 2 wanted, 3 current, 1 updated, 2 ready, 2 available; "
+        "Progressing=False ProgressDeadlineExceeded: "
+        'ReplicaSet "w-2" has timed out progressing.; '
+        "Available=True MinimumReplicasAvailable: Deployment has minimum availability.",
+        "before, +1.0s: w generation 3: 2 wanted, 3 current, 1 updated, 2 ready, 2 available; "
+        'Progressing=True ReplicaSetUpdated: ReplicaSet "w-2" is progressing.; '
+        "Available=True MinimumReplicasAvailable: Deployment has minimum availability.",
+    ]
+    other = RolloutExpectation(
+        RolloutParams(deployment="x", complete=True), ExpectationContext("s")
+    )
+    assert other.explain(events, T0) == [
+        "the deployment x was never observed in the target's namespace"
+    ]
+    stale = deployment(0, generation=4, observed=3)
+    assert "generation 4 (status of generation 3): " in describe_deployment(stale)
+    assert describe_deployment(deployment(0)).endswith("; no conditions yet")
+
+
+def test_rollout_needs_something_to_expect() -> None:
+    with pytest.raises(ValueError, match="give at least one of: progressing, available"):
+        RolloutParams()
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        RolloutParams.model_validate({"complete": True, "replicas": 2})
+    assert (
+        RolloutParams(complete=True, progressing=False, reason="X").describe()
+        == "rollout of the workload complete progressing=False reason=X"
+    )
+
+
+# -- endpoints -----------------------------------------------------------------------
+
+
+def endpoint_slice(
+    t: float,
+    name: str,
+    *ready: str,
+    not_ready: tuple[str, ...] = (),
+    service: str = "web",
+    deleted: bool = False,
+) -> EndpointSliceObserved:
+    return EndpointSliceObserved(
+        ts=T0 + t,
+        scenario="s",
+        service=service,
+        slice=name,
+        namespace="ns",
+        ready=ready,
+        not_ready=not_ready,
+        deleted=deleted,
+    )
+
+
+def endpoints(params: EndpointsParams, *events: Event, since: float = T0) -> float | None:
+    verdict = EndpointsExpectation(params, ExpectationContext("s")).check(observed(*events), since)
+    return verdict.at if verdict.met else None
+
+
+def test_ready_addresses_are_counted_over_the_services_live_slices() -> None:
+    events = (
+        endpoint_slice(0, "web-a", "10.0.0.1", "10.0.0.2"),
+        endpoint_slice(1, "web-b", "10.0.0.3", not_ready=("10.0.0.4",)),
+        endpoint_slice(2, "api-a", "10.0.1.1", "10.0.1.2", "10.0.1.3", service="api"),
+        endpoint_slice(3, "web-a", "10.0.0.1", not_ready=("10.0.0.2",)),
+        endpoint_slice(4, "web-b", deleted=True),
+    )
+    assert endpoints(EndpointsParams(service="web", ready=3), *events) == T0 + 1
+    assert endpoints(EndpointsParams(service="web", ready=1), *events) == T0 + 4
+    assert endpoints(EndpointsParams(service="web", min_ready=3, max_ready=3), *events) == T0 + 1
+    assert endpoints(EndpointsParams(service="web", max_ready=1), *events) == T0 + 4
+    assert endpoints(EndpointsParams(service="web", min_ready=4), *events) is None
+    assert endpoints(EndpointsParams(service="api", ready=3), *events) == T0 + 2
+    # the same address in two slices (a slice being replaced) counts once
+    twice = (endpoint_slice(0, "web-a", "10.0.0.1"), endpoint_slice(1, "web-b", "10.0.0.1"))
+    assert endpoints(EndpointsParams(service="web", ready=2), *twice) is None
+
+
+def test_a_service_whose_selector_matches_nothing_has_zero_ready() -> None:
+    events = (endpoint_slice(0, "empty-x", service="empty"),)
+    assert endpoints(EndpointsParams(service="empty", ready=0), *events) == T0
+    expectation = EndpointsExpectation(
+        EndpointsParams(service="empty", min_ready=1), ExpectationContext("s")
+    )
+    assert expectation.explain(observed(*events), T0) == [
+        "never service empty has >= 1 ready addresses; the last ready counts since the phase "
+        "began: [0]",
+        "as last seen (+0.0s): 0 ready, 0 not ready, in 1 EndpointSlice(s)",
+    ]
+    # no slice at all is not zero: nothing was observed
+    unknown = EndpointsExpectation(
+        EndpointsParams(service="nope", ready=0), ExpectationContext("s")
+    )
+    assert not unknown.check(observed(*events), T0).met
+    assert unknown.explain(observed(*events), T0)[0].startswith(
+        "no EndpointSlice of service nope was observed"
+    )
+
+
+def test_an_endpoint_count_that_ended_before_the_phase_does_not_count() -> None:
+    events = (endpoint_slice(0, "web-a", "10.0.0.1"), endpoint_slice(2, "web-a"))
+    assert endpoints(EndpointsParams(service="web", ready=1), *events, since=T0 + 5) is None
+    assert endpoints(EndpointsParams(service="web", ready=0), *events, since=T0 + 5) == T0 + 5
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"service": "web"}, "give ready, min_ready or max_ready"),
+        ({"service": "web", "ready": 1, "min_ready": 1}, "not both"),
+        ({"service": "web", "min_ready": 3, "max_ready": 2}, "min_ready must not be above"),
+        ({"service": "web", "ready": -1}, "greater than or equal to 0"),
+        ({"ready": 1}, "Field required"),
+    ],
+)
+def test_endpoints_parameters_are_checked(params: dict[str, object], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        EndpointsParams.model_validate(params)
+
+
+def test_endpoints_describe() -> None:
+    assert EndpointsParams(service="web", ready=2).describe() == (
+        "service web has 2 ready addresses"
+    )
+    assert EndpointsParams(service="web", min_ready=1, max_ready=3).describe() == (
+        "service web has 1 to 3 ready addresses"
+    )
+
+
+# -- from the API's objects, and through the journal ------------------------------------
+
+
+def test_a_deployment_as_the_watch_reports_it() -> None:
+    from kubernetes import client
+
+    api_object = client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="w", namespace="ns", generation=3, resource_version="42"),
+        spec=client.V1DeploymentSpec(
+            replicas=2,
+            selector=client.V1LabelSelector(match_labels={"app": "w"}),
+            template=client.V1PodTemplateSpec(),
+        ),
+        status=client.V1DeploymentStatus(
+            observed_generation=3,
+            replicas=3,
+            updated_replicas=1,
+            ready_replicas=2,
+            available_replicas=2,
+            conditions=[
+                client.V1DeploymentCondition(
+                    type=kind, status=status, reason=reason, message=message
+                )
+                for kind, status, reason, message in (STALLED, AVAILABLE)
+            ],
+        ),
+    )
+    seen = deployment_observed(api_object, "s", workload="w")
+    assert (seen.workload, seen.generation, seen.observed_generation) == (True, 3, 3)
+    assert (seen.replicas, seen.current, seen.updated, seen.ready, seen.available) == (
+        2,
+        3,
+        1,
+        2,
+        2,
+    )
+    assert seen.conditions == (STALLED, AVAILABLE)
+    assert seen.resource_version == "42"
+    # a Deployment the controller has not acted on yet has no status
+    fresh = client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="x", namespace="ns", generation=1),
+        spec=client.V1DeploymentSpec(
+            replicas=1,
+            selector=client.V1LabelSelector(match_labels={"app": "x"}),
+            template=client.V1PodTemplateSpec(),
+        ),
+    )
+    new = deployment_observed(fresh, "s", workload="w")
+    assert (new.workload, new.observed_generation, new.current, new.conditions) == (
+        False,
+        0,
+        0,
+        (),
+    )
+    assert not complete(new)
+
+
+def test_an_endpoint_slice_as_the_watch_reports_it() -> None:
+    from kubernetes import client
+
+    def endpoint(address: str, ready: bool | None) -> client.V1Endpoint:
+        return client.V1Endpoint(
+            addresses=[address], conditions=client.V1EndpointConditions(ready=ready)
+        )
+
+    api_object = client.V1EndpointSlice(
+        address_type="IPv4",
+        metadata=client.V1ObjectMeta(
+            name="web-abc", namespace="ns", labels={"kubernetes.io/service-name": "web"}
+        ),
+        endpoints=[
+            endpoint("10.0.0.2", True),
+            endpoint("10.0.0.1", None),
+            endpoint("10.0.0.3", False),
+        ],
+    )
+    seen = endpoint_slice_observed(api_object, "s")
+    # an unset ready condition means ready (discovery.k8s.io/v1)
+    assert (seen.service, seen.slice, seen.ready, seen.not_ready) == (
+        "web",
+        "web-abc",
+        ("10.0.0.1", "10.0.0.2"),
+        ("10.0.0.3",),
+    )
+    empty = client.V1EndpointSlice(
+        address_type="IPv4",
+        metadata=client.V1ObjectMeta(
+            name="none-x", namespace="ns", labels={"kubernetes.io/service-name": "none"}
+        ),
+        endpoints=None,
+    )
+    assert endpoint_slice_observed(empty, "s", deleted=True).ready == ()
+
+
+def test_rollout_and_endpoint_observations_survive_the_journal() -> None:
+    import json
+
+    for event in (
+        deployment(1, STALLED, AVAILABLE, updated=1),
+        endpoint_slice(2, "web-a", "10.0.0.1", not_ready=("10.0.0.2",)),
+    ):
+        record = json.loads(json.dumps(event.to_record()))
+        assert event_from_record(record) == event

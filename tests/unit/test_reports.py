@@ -26,7 +26,7 @@ from gameday.engine.journal import Journal
 T0 = 1_800_000_000.0
 
 
-def write_journal(path: Path) -> None:
+def write_journal(path: Path, observed_from: tuple[str, ...] = ()) -> None:
     journal = Journal(path, "r1")
     events = [
         RunStarted(
@@ -86,6 +86,7 @@ def write_journal(path: Path) -> None:
             phase_started=T0 + 2,
             met_at=T0 + 4,
             evidence=("+2.0s prometheus: firing",),
+            observed_from=observed_from,
         ),
         ExpectationResolved(
             ts=T0 + 40,
@@ -157,3 +158,28 @@ def test_report_command_rebuilds_every_file(tmp_path: Path) -> None:
     assert "<script" not in html
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "| s | local |" in summary and "Other was never pending or firing" in summary
+
+
+def test_the_report_says_which_observations_were_real_and_which_simulated(
+    tmp_path: Path,
+) -> None:
+    sources = ("kube-scheduler: real", "kubelet: simulated by kwok stages")
+    write_journal(tmp_path / "journal.jsonl", observed_from=sources)
+    journal, out = str(tmp_path / "journal.jsonl"), str(tmp_path / "out")
+    result = subprocess.run(
+        [sys.executable, "-m", "gameday", "report", journal, "-o", out],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=os.environ,
+    )
+    assert result.returncode == 0, result.stderr
+    (scenario,) = json.loads((tmp_path / "out" / "report.json").read_text())["scenarios"]
+    assert [e["observed_from"] for e in scenario["expectations"]] == [list(sources), []]
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| observed from |" in summary
+    assert "kube-scheduler: real; kubelet: simulated by kwok stages |" in summary
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert '<span class="simulated">kubelet: simulated by kwok stages</span>' in html
+    assert '<span class="real">kube-scheduler: real</span>' in html

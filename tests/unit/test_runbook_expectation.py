@@ -56,6 +56,25 @@ def test_holds_when_the_code_takes_the_lead_and_quotes_what_put_it_there() -> No
         "+2.0s process-exit code=137, reason=OOMKilled: server exited"
     )
     assert verdict.evidence[-1].startswith("ahead of CrashLoopBackOff (1.00)")
+    assert verdict.reporters == ("supervisor",)  # who saw the exit: the report says it is real
+
+
+def test_a_cluster_diagnosis_names_who_reported_its_evidence() -> None:
+    from gameday.engine.events import PodObserved
+
+    pending = PodObserved(
+        ts=T0 + 1,
+        scenario="s",
+        pod="server-1",
+        namespace="ns",
+        phase="Pending",
+        ready=False,
+        unschedulable="0/3 nodes are available: 3 node(s) didn't have free ports for the "
+        "requested pod ports.",
+    )
+    verdict = expectation("NETWORK001").check(observed(pending), since=T0)
+    assert verdict.met, verdict
+    assert verdict.reporters == ("kube-scheduler",)
 
 
 def test_a_line_before_the_phase_is_not_evidence() -> None:

@@ -92,6 +92,13 @@ def test_a_scenario_with_an_unknown_target_reports_the_target_only() -> None:
     assert "target: unknown target kind 'locl'" in line
 
 
+def test_a_kinds_own_check_names_the_kind_once() -> None:
+    text = GOOD.replace("  - load: {error_ratio: {max: 0.01}, window: 5s}", "  - process: {}")
+    assert problems(text) == [
+        "s.yaml:11:5: steady_state[0].process: give exactly one of exited, restarts, running_for"
+    ]
+
+
 def test_unknown_expectation_kind_suggests() -> None:
     (line,) = problems(
         GOOD.replace(

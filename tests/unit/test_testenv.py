@@ -47,7 +47,14 @@ def test_kwokctl_config_binds_to_loopback(env: KwokEnv) -> None:
     assert base["options"]["bindAddress"] == "127.0.0.1"
     assert base["options"]["disableQPSLimits"] is True
     args = {a["key"]: a["value"] for a in base["componentsPatches"][0]["extraArgs"]}
-    assert args == {"advertise-address": "127.0.0.1", "endpoint-reconciler-type": "none"}
+    assert args == {
+        "advertise-address": "127.0.0.1",
+        "endpoint-reconciler-type": "none",
+        "kubelet-preferred-address-types": "InternalDNS,InternalIP,Hostname,ExternalDNS,ExternalIP",
+    }
+    # pods/portforward to fake pods: kwok's objects say where to, its kubelet server
+    # (on loopback, like every component) answers the API server
+    assert base["options"]["enableCRDs"] == ["PortForward", "ClusterPortForward"]
     assert len(stages) == len(env.stages())
     yaml.safe_dump_all([base, *stages])  # what kwokctl is given must serialise
 
@@ -60,6 +67,11 @@ def test_gpu_nodes_advertise_gpus_and_labels(env: KwokEnv) -> None:
     assert gpu["metadata"]["labels"]["nvidia.com/gpu.present"] == "true"
     assert gpu["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
     assert "nvidia.com/gpu" not in nodes["cpu-0"]["status"]["allocatable"]
+    # the API server finds every node's kubelet (kwok's) on loopback
+    assert all(
+        n["status"]["addresses"] == [{"type": "InternalDNS", "address": "localhost"}]
+        for n in nodes.values()
+    )
 
 
 def test_down_of_a_tier_that_never_came_up_does_nothing(env: KwokEnv) -> None:

@@ -74,6 +74,10 @@ class AlertExpectation(Expectation[AlertParams]):
             )
         return sets
 
+    def reported_by(self) -> tuple[str, ...]:
+        sources = {"both": ("prometheus", "alertmanager")}
+        return sources.get(self.params.source, (self.params.source,))
+
     def check(self, observed: Observations, since: float) -> Verdict:
         at = _earliest_overlap(self._wanted(observed), since)
         if at is None:

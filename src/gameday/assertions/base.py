@@ -51,14 +51,17 @@ class Verdict:
     met: bool
     at: float | None = None
     evidence: tuple[str, ...] = ()
+    reporters: tuple[str, ...] = ()
+    """Who reported what made it hold, when that depends on what was seen (an Event's
+    reporting component); else the expectation's ``reported_by``."""
 
     @classmethod
     def pending(cls) -> Verdict:
         return cls(False)
 
     @classmethod
-    def held(cls, at: float, *evidence: str) -> Verdict:
-        return cls(True, at, evidence)
+    def held(cls, at: float, *evidence: str, reporters: tuple[str, ...] = ()) -> Verdict:
+        return cls(True, at, evidence, reporters)
 
 
 @dataclass
@@ -91,6 +94,11 @@ class Expectation(ABC, Generic[ParamsT]):
 
     def describe(self) -> str:
         return self.params.describe()
+
+    def reported_by(self) -> tuple[str, ...]:
+        """The components whose reports this expectation reads (kubelet, kube-scheduler,
+        prometheus): the report says which of them are real and which simulated."""
+        return ()
 
     @staticmethod
     def now() -> float:

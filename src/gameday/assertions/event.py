@@ -51,7 +51,11 @@ class EventExpectation(Expectation[EventParams]):
     def check(self, observed: Observations, since: float) -> Verdict:
         for event in observed.kube_events:
             if event.ts >= since and self.params.holds(event):
-                return Verdict.held(event.ts, f"{clock(event.ts, since)} {describe_event(event)}")
+                return Verdict.held(
+                    event.ts,
+                    f"{clock(event.ts, since)} {describe_event(event)}",
+                    reporters=(event.reporter,) if event.reporter else (),
+                )
         return Verdict.pending()
 
     def explain(self, observed: Observations, since: float) -> list[str]:

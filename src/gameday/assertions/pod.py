@@ -93,6 +93,22 @@ class PodExpectation(Expectation[PodParams]):
     Params = PodParams
     summary = "The workload's pods (any, or every one) reach a phase, readiness or container state."
 
+    def reported_by(self) -> tuple[str, ...]:
+        # phases, readiness and container states are the kubelet's; PodScheduled the scheduler's
+        params = self.params
+        kubelet = params.phase not in (None, "Pending") or any(
+            value is not None
+            for value in (
+                params.ready,
+                params.waiting,
+                params.terminated,
+                params.exit_code,
+                params.restarts,
+            )
+        )
+        scheduler = params.unschedulable is not None
+        return (*(["kubelet"] if kubelet else []), *(["kube-scheduler"] if scheduler else []))
+
     def _moments(self, observed: Observations) -> list[tuple[float, list[PodObserved]]]:
         """After each observed change: every live pod's latest state."""
         latest: dict[str, PodObserved] = {}

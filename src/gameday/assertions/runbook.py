@@ -71,7 +71,8 @@ class RunbookExpectation(Expectation[RunbookParams]):
         lines = [f"diagnosed {top.summary()}", *_evidence(top, since)]
         if len(ranking) > 1:
             lines.append("ahead of " + ", ".join(f"{d.code} ({d.score:.2f})" for d in ranking[1:4]))
-        return Verdict.held(at, *lines)
+        reporters = tuple(dict.fromkeys(e.reporter for e in top.evidence if e.reporter))
+        return Verdict.held(at, *lines, reporters=reporters)
 
     def explain(self, observed: Observations, since: float) -> list[str]:
         self._catch_up(observed)

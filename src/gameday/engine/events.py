@@ -22,7 +22,10 @@ from typing import Any
 
 __all__ = [
     "AlertChanged",
+    "ApiRefused",
     "ComponentReady",
+    "DeploymentObserved",
+    "EndpointSliceObserved",
     "Event",
     "EventBus",
     "ExpectationResolved",
@@ -195,6 +198,49 @@ class PodObserved(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeploymentObserved(Event):
+    """A Deployment of the workload's namespace as the API server reported it (a watch
+    event): its rollout, as the deployment controller writes it into its status."""
+
+    deployment: str
+    namespace: str
+    workload: bool
+    """It is the target's workload."""
+    generation: int
+    observed_generation: int
+    """The generation the controller has acted on; below ``generation``, the status is old."""
+    replicas: int
+    """Wanted (spec.replicas)."""
+    current: int
+    """Pods the controller has (status.replicas), old and new."""
+    updated: int
+    ready: int
+    available: int
+    conditions: tuple[tuple[str, str, str, str], ...] = ()
+    """(type, status, reason, message) per condition: Progressing (reason
+    NewReplicaSetAvailable, ReplicaSetUpdated, ProgressDeadlineExceeded...), Available,
+    ReplicaFailure."""
+    deleted: bool = False
+    resource_version: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndpointSliceObserved(Event):
+    """An EndpointSlice of a Service in the workload's namespace (a watch event): the
+    addresses the endpointslice controller found ready, and the others."""
+
+    service: str
+    """Its kubernetes.io/service-name label."""
+    slice: str
+    namespace: str
+    ready: tuple[str, ...] = ()
+    """Addresses of endpoints whose ready condition is true (or unset, which means ready)."""
+    not_ready: tuple[str, ...] = ()
+    deleted: bool = False
+    resource_version: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class KubeEvent(Event):
     """A Kubernetes Event in the workload's namespace, when the watch delivered it."""
 
@@ -207,6 +253,32 @@ class KubeEvent(Event):
     recorded: str = ""
     """The API server's own time for it (lastTimestamp or eventTime), as it wrote it."""
     resource_version: str = ""
+    reporter: str = ""
+    """Who recorded it: the reporting controller or source component (kubelet,
+    default-scheduler, replicaset-controller; kwok_controller for a simulated kubelet)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiRefused(Event):
+    """A request the harness made that the Kubernetes API server refused, with its answer.
+
+    Faults such as crd-schema-drift and rbac-denied make the API server say no; the
+    refusal is the finding. ``account`` names who asked (the user name the API server
+    authenticated); no credential is ever part of it."""
+
+    status: int
+    """The HTTP status: 400, 403, 404, 422..."""
+    reason: str
+    """The Status object's reason (BadRequest, Forbidden, NotFound) or the HTTP reason."""
+    message: str
+    """The API server's own message, as it answered."""
+    verb: str
+    """What was asked: create, patch, get..."""
+    resource: str
+    """The resource, with its group where it has one (deployments.apps)."""
+    namespace: str = ""
+    name: str = ""
+    account: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -333,6 +405,9 @@ class ExpectationResolved(Event):
     """Wall-clock time it held, when it did."""
     evidence: tuple[str, ...] = ()
     severity: str = "critical"
+    observed_from: tuple[str, ...] = ()
+    """Who reported what made it hold, each with whether it is real on this tier:
+    ``kube-scheduler: real``, ``kubelet: simulated by kwok stages``."""
 
 
 @dataclass(frozen=True, kw_only=True)

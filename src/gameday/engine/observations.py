@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from gameday.engine.events import (
     AlertChanged,
+    DeploymentObserved,
+    EndpointSliceObserved,
     Event,
     FaultApplied,
     FaultReverted,
@@ -51,6 +53,8 @@ class Observations:
     faults: list[FaultApplied | FaultReverted] = field(default_factory=list)
     pods: list[PodObserved] = field(default_factory=list)
     kube_events: list[KubeEvent] = field(default_factory=list)
+    deployments: list[DeploymentObserved] = field(default_factory=list)
+    endpoint_slices: list[EndpointSliceObserved] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     """Every event of the scenario, in order (the diagnoser reads them all)."""
 
@@ -73,6 +77,10 @@ class Observations:
             self.pods.append(event)
         elif isinstance(event, KubeEvent):
             self.kube_events.append(event)
+        elif isinstance(event, DeploymentObserved):
+            self.deployments.append(event)
+        elif isinstance(event, EndpointSliceObserved):
+            self.endpoint_slices.append(event)
 
     # -- alerts --------------------------------------------------------------------
 

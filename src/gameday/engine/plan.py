@@ -9,7 +9,7 @@ from gameday.injectors.base import faults
 from gameday.remedies.base import PlannedStep, plan_remedy
 from gameday.runbooks import load_catalog
 from gameday.scenario.loader import LoadedScenario
-from gameday.scenario.model import Phase, RemedySpec
+from gameday.scenario.model import Phase, RemedySpec, TargetParams
 from gameday.scenario.units import format_duration
 
 __all__ = ["check_plan", "describe_plan"]
@@ -27,6 +27,14 @@ def _issues(item: LoadedScenario) -> list[ScenarioIssue]:
                     f"fault {fault.type!r} changes the scenario's load; add a load: section",
                 )
             )
+        if injector.needs_kube_system(fault) and not _allows_kube_system(scenario.target.params):
+            issues.append(
+                item.issue(
+                    ["faults", index, "mode"],
+                    f"fault {fault.name} ({fault.type}) changes objects in kube-system; the "
+                    "target must set allow_kube_system: true and list kube-system in namespaces",
+                )
+            )
     if scenario.faults and not scenario.expect:
         issues.append(
             item.issue(["expect"], "a scenario with faults needs at least one expect entry")
@@ -42,6 +50,14 @@ def _issues(item: LoadedScenario) -> list[ScenarioIssue]:
         issues.append(item.issue(["load"], "load expectations need a load: section"))
     issues.extend(_remedy_issues(item))
     return issues
+
+
+def _allows_kube_system(target: TargetParams) -> bool:
+    """Both switches, as the kubernetes target names them; a target kind without them
+    (local) has no kube-system to allow."""
+    return getattr(target, "allow_kube_system", False) is True and "kube-system" in getattr(
+        target, "namespaces", ()
+    )
 
 
 def _remedy_issues(item: LoadedScenario) -> list[ScenarioIssue]:
@@ -108,7 +124,8 @@ def describe_plan(loaded: Sequence[LoadedScenario]) -> str:
     for item in loaded:
         s = item.scenario
         lines.append(f"scenario {s.name} ({item.path}) runbook {s.metadata.runbook or '—'}")
-        lines.append(f"  1. bring up target {s.target.kind}")
+        where = s.target.params.describe()
+        lines.append(f"  1. bring up target {s.target.kind}{': ' + where if where else ''}")
         if s.load is not None:
             lines.append(
                 f"  2. start load: {s.load.users} users of {s.load.profile}"

@@ -193,6 +193,7 @@ class ScenarioRun:
         self.bus = bus
         self.journal = journal
         self.artifacts = run_dir / self.name
+        self.artifacts.mkdir(parents=True, exist_ok=True)  # every tier writes here (locust.log)
         self.stop = stop
         self.signal_name = signal_name
         self.observed = Observations(self.name)
@@ -252,7 +253,10 @@ class ScenarioRun:
             verdict = item.impl.check(self.observed, since)
             deadline = since + item.deadline
             if verdict.met and verdict.at is not None and verdict.at <= deadline:
-                self._resolve(item, "passed", since, verdict.at, verdict.evidence)
+                reporters = verdict.reporters or item.impl.reported_by()
+                self._resolve(
+                    item, "passed", since, verdict.at, verdict.evidence, self._sources(reporters)
+                )
             elif verdict.met and verdict.at is not None:
                 evidence = (
                     f"held only at +{verdict.at - since:.1f}s, "
@@ -273,6 +277,7 @@ class ScenarioRun:
         since: float,
         met_at: float | None,
         evidence: Sequence[str],
+        observed_from: tuple[str, ...] = (),
     ) -> None:
         item.outcome, item.met_at = outcome, met_at
         self.emit(
@@ -288,8 +293,15 @@ class ScenarioRun:
                 met_at=met_at,
                 evidence=tuple(evidence),
                 severity=item.entry.params.severity.value,
+                observed_from=observed_from,
             )
         )
+
+    def _sources(self, reporters: Sequence[str]) -> tuple[str, ...]:
+        """Each reporter with whether it is real on this tier (the target knows)."""
+        if self.target is None:
+            return ()
+        return tuple(f"{r}: {self.target.provenance(r)}" for r in dict.fromkeys(reporters))
 
     def _skip(self, items: list[_Tracked], since: float, reason: str) -> None:
         for item in items:

@@ -90,6 +90,13 @@ class Injector(ABC, Generic[SpecT, TargetT]):
     def describe(cls, spec: SpecT) -> str:
         """What applying ``spec`` will do, in one sentence (dry runs print it)."""
 
+    @classmethod
+    def needs_kube_system(cls, spec: SpecT) -> bool:
+        """Whether applying ``spec`` changes objects in kube-system (CoreDNS): refused at
+        plan time unless the target sets ``allow_kube_system`` and lists kube-system in
+        ``namespaces``. Only faults that need it override this."""
+        return False
+
 
 def fault_key(target_kind: str, name: str) -> str:
     return f"{target_kind}/{name}"

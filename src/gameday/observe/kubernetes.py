@@ -1,9 +1,11 @@
-"""Watches on the workload's pods and its namespace's events, feeding the event bus.
+"""Watches on the workload's pods, its namespace's events, Deployments and the
+EndpointSlices of its Services, feeding the event bus.
 
 resourceVersion-based: one list to learn where to start, then watches that resume from
-the last version seen (a 410 Gone relists). Nothing polls. Each watch asks the API
-server to end it after a few seconds, so stopping never waits long; it then resumes
-from where it was.
+the last version seen (a 410 Gone relists; what vanished meanwhile is reported deleted).
+Nothing polls. Each watch asks the API server to end it after a few seconds, so stopping
+never waits long; it then resumes from where it was. A watch the harness's account may
+not make (403) says so once and tries again every few seconds.
 """
 
 from __future__ import annotations
@@ -17,14 +19,23 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from gameday.engine.events import Event, EventBus, KubeEvent, Note, PodObserved
+from gameday.engine.events import (
+    DeploymentObserved,
+    EndpointSliceObserved,
+    Event,
+    EventBus,
+    KubeEvent,
+    Note,
+    PodObserved,
+)
 
-__all__ = ["ClusterWatch", "pod_observed"]
+__all__ = ["ClusterWatch", "deployment_observed", "endpoint_slice_observed", "pod_observed"]
 
 log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 3
 RETRY = 1.0
+FORBIDDEN_RETRY = 10.0
 
 
 def _containers(pod: Any) -> tuple[tuple[str, str, str, str, int | None, int], ...]:
@@ -71,6 +82,58 @@ def pod_observed(pod: Any, scenario: str, deleted: bool = False) -> PodObserved:
     )
 
 
+def deployment_observed(
+    deployment: Any, scenario: str, workload: str, deleted: bool = False
+) -> DeploymentObserved:
+    status = deployment.status
+    return DeploymentObserved(
+        scenario=scenario,
+        deployment=deployment.metadata.name,
+        namespace=deployment.metadata.namespace,
+        workload=deployment.metadata.name == workload,
+        generation=deployment.metadata.generation or 0,
+        observed_generation=(status and status.observed_generation) or 0,
+        # spec.replicas is defaulted to 1 by the API server; None only in a partial object
+        replicas=deployment.spec.replicas if deployment.spec.replicas is not None else 1,
+        current=(status and status.replicas) or 0,
+        updated=(status and status.updated_replicas) or 0,
+        ready=(status and status.ready_replicas) or 0,
+        available=(status and status.available_replicas) or 0,
+        conditions=tuple(
+            (c.type, c.status, c.reason or "", c.message or "")
+            for c in (status and status.conditions) or []
+        ),
+        deleted=deleted,
+        resource_version=deployment.metadata.resource_version or "",
+    )
+
+
+SERVICE_NAME = "kubernetes.io/service-name"
+"""The label the endpointslice controller puts on each slice: the Service it serves."""
+
+
+def endpoint_slice_observed(
+    endpoint_slice: Any, scenario: str, deleted: bool = False
+) -> EndpointSliceObserved:
+    ready: list[str] = []
+    not_ready: list[str] = []
+    for endpoint in endpoint_slice.endpoints or []:
+        conditions = endpoint.conditions
+        # an unset ready condition means ready (discovery.k8s.io/v1 EndpointConditions)
+        is_ready = conditions is None or conditions.ready is None or conditions.ready
+        (ready if is_ready else not_ready).extend(endpoint.addresses or [])
+    return EndpointSliceObserved(
+        scenario=scenario,
+        service=(endpoint_slice.metadata.labels or {}).get(SERVICE_NAME, ""),
+        slice=endpoint_slice.metadata.name,
+        namespace=endpoint_slice.metadata.namespace,
+        ready=tuple(sorted(ready)),
+        not_ready=tuple(sorted(not_ready)),
+        deleted=deleted,
+        resource_version=endpoint_slice.metadata.resource_version or "",
+    )
+
+
 def kube_event(event: Any, scenario: str) -> KubeEvent:
     recorded = event.last_timestamp or event.event_time or event.first_timestamp
     return KubeEvent(
@@ -83,6 +146,9 @@ def kube_event(event: Any, scenario: str) -> KubeEvent:
         count=event.count or 1,
         recorded=recorded.isoformat() if recorded is not None else "",
         resource_version=event.metadata.resource_version or "",
+        reporter=event.reporting_component
+        or (event.source.component if event.source is not None else "")
+        or "",
     )
 
 
@@ -96,20 +162,34 @@ def _version(item: Any) -> str | None:
 
 
 class ClusterWatch:
-    """Pods matching ``selector`` and every Event of ``namespace``, as events on the bus."""
+    """Pods matching ``selector``, every Event and Deployment of ``namespace`` and the
+    EndpointSlices of its Services, as events on the bus. ``workload``: the name of the
+    target's Deployment, which its DeploymentObserved events say they are."""
 
     def __init__(
-        self, api: client.ApiClient, bus: EventBus, scenario: str, namespace: str, selector: str
+        self,
+        api: client.ApiClient,
+        bus: EventBus,
+        scenario: str,
+        namespace: str,
+        selector: str,
+        *,
+        workload: str = "",
     ) -> None:
         self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.discovery = client.DiscoveryV1Api(api)
         self.bus = bus
         self.scenario = scenario
         self.namespace = namespace
         self.selector = selector
+        self.workload = workload
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._pods, name="watch-pods", daemon=True),
             threading.Thread(target=self._events, name="watch-events", daemon=True),
+            threading.Thread(target=self._deployments, name="watch-deployments", daemon=True),
+            threading.Thread(target=self._slices, name="watch-endpointslices", daemon=True),
         ]
         self.started = threading.Event()
         self._ready = 0
@@ -152,6 +232,32 @@ class ClusterWatch:
             namespace=self.namespace,
         )
 
+    def _deployments(self) -> None:
+        def emit(kind: str, deployment: Any) -> Event:
+            return deployment_observed(
+                deployment, self.scenario, self.workload, deleted=kind == "DELETED"
+            )
+
+        self._follow(
+            self.apps.list_namespaced_deployment,
+            emit,
+            replay_listing=True,
+            namespace=self.namespace,
+        )
+
+    def _slices(self) -> None:
+        def emit(kind: str, endpoint_slice: Any) -> Event:
+            return endpoint_slice_observed(endpoint_slice, self.scenario, deleted=kind == "DELETED")
+
+        # only the slices of Services (the label); other controllers' slices have no Service
+        self._follow(
+            self.discovery.list_namespaced_endpoint_slice,
+            emit,
+            replay_listing=True,
+            namespace=self.namespace,
+            label_selector=SERVICE_NAME,
+        )
+
     def _follow(
         self,
         list_fn: Callable[..., Any],
@@ -162,13 +268,21 @@ class ClusterWatch:
     ) -> None:
         version: str | None = None
         first = True
+        # the last state of each object seen, so that a relist can tell what went away
+        known: dict[str, Any] = {}
+        forbidden = False
         while not self._stop.is_set():
             try:
                 if version is None:
                     listing = list_fn(**kwargs)
                     version = listing.metadata.resource_version
+                    forbidden = False
                     if replay_listing:  # events are never replayed: old ones are history
-                        for item in listing.items:
+                        listed = {item.metadata.name: item for item in listing.items}
+                        for name in sorted(known.keys() - listed.keys()):
+                            self.bus.emit(to_event("DELETED", known.pop(name)))
+                        for name, item in listed.items():
+                            known[name] = item
                             self.bus.emit(to_event("ADDED", item))
                     if first:
                         first = False
@@ -192,10 +306,30 @@ class ClusterWatch:
                         version = _version(item) or version
                         continue
                     version = item.metadata.resource_version
+                    if replay_listing:
+                        if change["type"] == "DELETED":
+                            known.pop(item.metadata.name, None)
+                        else:
+                            known[item.metadata.name] = item
                     self.bus.emit(to_event(change["type"], item))
             except ApiException as error:
                 if error.status == 410:  # too old: list again from now
                     version = None
+                    continue
+                if error.status == 403:
+                    # said once, not every second; the start need not wait for it, and
+                    # the watch tries again now and then (a fault may be what forbids it)
+                    if not forbidden:
+                        forbidden = True
+                        self._trouble(
+                            f"watch of {list_fn.__name__} is forbidden to this account; "
+                            "what it would observe cannot be expected until it is allowed",
+                            wait=0,
+                        )
+                    if first:
+                        first = False
+                        self._listed()
+                    self._stop.wait(FORBIDDEN_RETRY)
                     continue
                 self._trouble(f"watch of {list_fn.__name__} failed: {error.status} {error.reason}")
             except (HTTPError, OSError) as error:
@@ -206,6 +340,6 @@ class ClusterWatch:
                     f"watch of {list_fn.__name__} failed: {type(error).__name__}: {error}"
                 )
 
-    def _trouble(self, message: str) -> None:
+    def _trouble(self, message: str, wait: float = RETRY) -> None:
         self.bus.emit(Note(scenario=self.scenario, level="warning", message=message))
-        self._stop.wait(RETRY)
+        self._stop.wait(wait)

@@ -116,6 +116,7 @@ class ReportBuilder:
                     else round(event.met_at - event.phase_started, 3),
                     evidence=list(event.evidence),
                     severity=event.severity,
+                    observed_from=list(event.observed_from),
                 )
             )
         elif isinstance(event, FaultApplied):

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from gameday.engine.events import (
     AlertChanged,
+    ApiRefused,
     ComponentReady,
     Event,
     ExpectationResolved,
@@ -92,6 +93,13 @@ class ConsoleView:
             self._line(event, "[bold red]remedy failed[/bold red]", event.error)
         elif isinstance(event, AlertChanged):
             self._line(event, "alert", f"{event.alert} {event.state} at {event.source}")
+        elif isinstance(event, ApiRefused):
+            where = f"{event.namespace}/{event.name}" if event.namespace else event.name
+            self._line(
+                event,
+                "[red]API server refused[/red]",
+                f"{event.verb} {event.resource} {where}: {event.status} {event.message}",
+            )
         elif isinstance(event, ProcessExited):
             cause = " (stopped by harness)" if event.expected else ""
             self._line(event, "", f"{event.process} exited {event.exit_code} {event.reason}{cause}")

@@ -28,6 +28,9 @@ class ExpectationResult(BaseModel):
     met_after_s: float | None = None
     """Seconds after the start of its phase at which it held."""
     evidence: list[str] = Field(default_factory=list)
+    observed_from: list[str] = Field(default_factory=list)
+    """Who reported what made it hold, and whether that is real on the tier
+    (``kube-scheduler: real``, ``kubelet: simulated by kwok stages``)."""
 
     @property
     def name(self) -> str:

@@ -152,14 +152,24 @@ def _scenario_markdown(scenario: ScenarioReport) -> list[str]:
         f"time to recover {_against_budget(scenario, 'recover')}",
         "",
         *_diagnosis_markdown(scenario),
-        "| phase | expectation | outcome | held after | deadline |",
-        "|---|---|---|---|---|",
     ]
+    sourced = any(e.observed_from for e in scenario.expectations)
+    if sourced:  # which observations were real and which simulated on this tier
+        lines += [
+            "| phase | expectation | outcome | held after | deadline | observed from |",
+            "|---|---|---|---|---|---|",
+        ]
+    else:
+        lines += [
+            "| phase | expectation | outcome | held after | deadline |",
+            "|---|---|---|---|---|",
+        ]
     for e in scenario.expectations:
-        lines.append(
+        row = (
             f"| {e.phase} | {e.description} | {_ICON.get(e.outcome, '')} {e.outcome} | "
             f"{_fmt_seconds(e.met_after_s)} | {e.deadline_s:g}s |"
         )
+        lines.append(row + (f" {'; '.join(e.observed_from) or '—'} |" if sourced else ""))
     for e in scenario.failed_expectations():
         lines += ["", f"<details><summary>Evidence: {e.description}</summary>", "", "```"]
         lines += e.evidence or ["(no evidence)"]

@@ -96,6 +96,9 @@ def diagnose(
                 for evidence in diagnosis.evidence:
                     out.print(f"       {evidence.quote()}", markup=False)
         out.print()
+    # every code in full, wider than the terminal if need be: a truncated code says nothing
+    needed = sum(len(code) + 3 for code in table.diagnosed) + max(map(len, table.expected)) + 4
+    out.width = max(out.width, needed)  # print(width=) is capped at the console's width
     out.print(_table(table))
     misses = table.misses()
     for miss in misses:

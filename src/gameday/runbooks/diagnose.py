@@ -1,8 +1,8 @@
 """The diagnoser: which documented failures a run's observations match, ranked, with evidence.
 
 Events become *signals* (a log line, a process exit, a crash-loop back-off, an error the
-load saw, an alert that fired); each signal is matched against every catalog signature
-of its kind. A match is worth
+load saw, an alert that fired, a request the API server refused); each signal is matched
+against every catalog signature of its kind. A match is worth
 
 - 3 for a specific signature that names a cause (an error line, an exit reason, an event
   or scheduler message: the things a runbook says "look for this"),
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from gameday.engine.events import (
     AlertChanged,
+    ApiRefused,
     Event,
     FaultApplied,
     KubeEvent,
@@ -42,6 +43,7 @@ from gameday.engine.events import (
 from gameday.engine.journal import read_events
 from gameday.runbooks.model import (
     AlertFiring,
+    ApiError,
     Catalog,
     ContainerTerminated,
     ContainerWaiting,
@@ -108,12 +110,15 @@ class Signal:
     signal: str | None = None
     name: str | None = None
     count: int = 1
+    reporter: str = ""
+    """Who reported it (kubelet, kube-scheduler, kube-apiserver, prometheus, the server)."""
 
 
 def signals_of(event: Event) -> list[Signal]:
     """The signals an event carries (none for the runner's own bookkeeping)."""
     if isinstance(event, LogLine):
-        return [Signal("log", event.ts, f"{event.source} {event.stream}: {event.line}", event.line)]
+        text = f"{event.source} {event.stream}: {event.line}"
+        return [Signal("log", event.ts, text, event.line, reporter=event.source)]
     if isinstance(event, ProcessExited) and not event.expected:
         how = f"signal {event.signal}" if event.signal else f"code {event.exit_code}"
         return [
@@ -124,6 +129,7 @@ def signals_of(event: Event) -> list[Signal]:
                 reason=event.reason,
                 code=event.exit_code,
                 signal=event.signal,
+                reporter="supervisor",
             )
         ]
     if isinstance(event, ProcessBackoff):
@@ -136,6 +142,7 @@ def signals_of(event: Event) -> list[Signal]:
                 f"{event.process} CrashLoopBackOff: {message} ({event.restarts} restarts)",
                 message,
                 reason="CrashLoopBackOff",
+                reporter="supervisor",
             )
         ]
     if isinstance(event, PodObserved):
@@ -151,11 +158,34 @@ def signals_of(event: Event) -> list[Signal]:
                 reason=event.reason,
                 name=event.involved_kind,
                 signal=event.type,
+                reporter=event.reporter,
+            )
+        ]
+    if isinstance(event, ApiRefused):
+        what = f"{event.namespace}/{event.name}" if event.namespace else event.name
+        who = f" as {event.account}" if event.account else ""
+        return [
+            Signal(
+                "api-error",
+                event.ts,
+                f"API server refused {event.verb} {event.resource} {what}{who}: "
+                f"{event.status} {event.reason}: {event.message}",
+                event.message,
+                reason=event.reason,
+                code=event.status,
+                reporter="kube-apiserver",
             )
         ]
     if isinstance(event, LoadSampled):
         return [
-            Signal("load-error", event.ts, f"load: {name} x{count}", name, count=count)
+            Signal(
+                "load-error",
+                event.ts,
+                f"load: {name} x{count}",
+                name,
+                count=count,
+                reporter="locust",
+            )
             for name, count in event.errors
         ]
     if (
@@ -171,6 +201,7 @@ def signals_of(event: Event) -> list[Signal]:
                 f"alert {event.alert} {event.state}{value}",
                 name=event.alert,
                 reason=event.state,
+                reporter="prometheus",
             )
         ]
     return []
@@ -185,6 +216,7 @@ def _pod_signals(pod: PodObserved) -> list[Signal]:
                 pod.ts,
                 f"{pod.pod} unschedulable: {pod.unschedulable}",
                 pod.unschedulable,
+                reporter="kube-scheduler",
             )
         )
     for name, state, reason, message, code, _ in pod.containers:
@@ -192,11 +224,23 @@ def _pod_signals(pod: PodObserved) -> list[Signal]:
             continue
         if state == "waiting":
             text = f"{pod.pod}/{name} waiting {reason}" + (f": {message}" if message else "")
-            found.append(Signal("container-waiting", pod.ts, text, message, reason=reason))
+            found.append(
+                Signal(
+                    "container-waiting", pod.ts, text, message, reason=reason, reporter="kubelet"
+                )
+            )
         else:  # terminated now, or last time before this run
             text = f"{pod.pod}/{name} terminated {reason} (exit {code})"
             found.append(
-                Signal("container-terminated", pod.ts, text, message, reason=reason, code=code)
+                Signal(
+                    "container-terminated",
+                    pod.ts,
+                    text,
+                    message,
+                    reason=reason,
+                    code=code,
+                    reporter="kubelet",
+                )
             )
     return found
 
@@ -246,6 +290,10 @@ def _scheduler(sig: SchedulerMessage, signal: Signal) -> bool:
     return _search(sig.message, signal.line)
 
 
+def _api_error(sig: ApiError, signal: Signal) -> bool:
+    return (sig.status is None or sig.status == signal.code) and _search(sig.message, signal.line)
+
+
 def _alert(sig: AlertFiring, signal: Signal) -> bool:
     return sig.name == signal.name and sig.state == signal.reason
 
@@ -259,9 +307,10 @@ _MATCHERS: dict[str, Callable[[object, Signal], bool]] = {
     "alert": _alert,  # type: ignore[dict-item]
     "k8s-event": _k8s_event,  # type: ignore[dict-item]
     "scheduler": _scheduler,  # type: ignore[dict-item]
+    "api-error": _api_error,  # type: ignore[dict-item]
 }
-"""Signature kinds the event stream can show; the others (API errors, command output,
-metrics) wait for observers that produce them."""
+"""Signature kinds the event stream can show; the others (command output, metrics) wait
+for observers that produce them."""
 
 
 def describe_signature(signature: Signature) -> str:
@@ -285,6 +334,8 @@ class Evidence:
     """How many signals matched (load errors count their requests)."""
     points: float
     specific: bool
+    reporter: str = ""
+    """Who reported the first matching signal."""
 
     def quote(self, since: float | None = None) -> str:
         """'+3.2s log pattern=...: server stderr: ... (x7)'; the offset only with ``since``."""
@@ -413,6 +464,7 @@ class Diagnoser:
                         count=sum(m.signal.count for m in seen),
                         points=max(m.points for m in seen),
                         specific=signature.specific,
+                        reporter=first.signal.reporter,
                     )
                 )
             if not any(e.specific for e in evidence):

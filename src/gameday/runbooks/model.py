@@ -375,13 +375,22 @@ class RaiseQuota(_Action):
 
 
 class GrantPermission(_Action):
-    """Create a Role and RoleBinding giving a service account ``verbs`` on ``resources``."""
+    """Give a service account ``verbs`` on ``resources`` (a Role and a RoleBinding); with
+    neither named, give back the permission the API server refused."""
 
     kind: Literal["grant-permission"]
     service_account: str | None = None
     api_groups: tuple[str, ...] = ("",)
-    resources: tuple[str, ...] = Field(min_length=1)
-    verbs: tuple[str, ...] = Field(min_length=1)
+    resources: tuple[str, ...] = ()
+    """Empty: the resource of the refused request."""
+    verbs: tuple[str, ...] = ()
+    """Empty: the verb of the refused request."""
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> GrantPermission:
+        if bool(self.resources) != bool(self.verbs):
+            raise ValueError("grant-permission names resources and verbs, or neither")
+        return self
 
 
 class ApplyManifest(_Action):

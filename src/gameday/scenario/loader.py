@@ -266,6 +266,8 @@ def parse_scenario(text: str, file: str, catalog: Catalog) -> LoadedScenario:
                 if known:
                     problem["ctx"] = {**ctx, "known_fields": known}
             loc = list(problem["loc"])
+            if len(loc) >= 2 and isinstance(loc[-1], str) and loc[-1] == loc[-2]:
+                loc.pop()  # a kind's own check: the union's tag, then the field of that name
             if problem["type"] == "union_tag_invalid" and "discriminator" in ctx:
                 loc.append(str(ctx["discriminator"]).strip("'"))
             at_key = problem["type"] == "extra_forbidden"

@@ -177,6 +177,10 @@ class RemedySpec(StrictModel):
 class TargetParams(StrictModel):
     """Fields every target kind has (none yet); a base for their models."""
 
+    def describe(self) -> str:
+        """What the run will act on, in a few words (dry runs print it)."""
+        return ""
+
 
 class TargetEntry(StrictModel):
     kind: ClassVar[str]

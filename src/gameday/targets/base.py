@@ -122,5 +122,10 @@ class Target(ABC):
         """What on this tier is simulated rather than real, for the report."""
         return []
 
+    def provenance(self, reporter: str) -> str:
+        """``real``, or how a component that reported an observation is simulated here."""
+        del reporter
+        return "real"
+
 
 targets: Registry[type[Target]] = Registry("target", "gameday.targets")

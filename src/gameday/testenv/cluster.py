@@ -11,7 +11,10 @@ Each thing ``up`` starts is journaled before it starts, like a run's changes, so
 ``down`` (or ``gameday cleanup --journal STATE/journal.jsonl``) takes back what a
 killed ``up`` left. Real here: admission, RBAC, quotas, scheduling, the controllers,
 EndpointSlices, kube-state-metrics and the alerts. Simulated: what kubelets do (pod
-status, image pulls, container exits), by the stages in ``testenv/stages``.
+status, image pulls, container exits), by the stages in ``testenv/stages``. A fake pod's
+port can be forwarded (``pods/portforward``, through the real API server to kwok's
+kubelet server) to a real address that a KWOK PortForward or ClusterPortForward object
+names, such as a simulator on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -427,7 +430,14 @@ def node(
             },
         },
         "spec": {},
-        "status": {"allocatable": capacity, "capacity": capacity},
+        "status": {
+            "allocatable": capacity,
+            "capacity": capacity,
+            # where the API server finds this node's kubelet (pods/portforward): the
+            # kwok-controller on loopback (kube-apiserver prefers InternalDNS, see
+            # testenv/kwokctl-local.yaml); the node stage adds InternalIP and Hostname
+            "addresses": [{"type": "InternalDNS", "address": "localhost"}],
+        },
     }
 
 

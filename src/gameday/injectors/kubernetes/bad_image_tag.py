@@ -4,7 +4,7 @@ The Deployment's pod template gets the same repository with a tag no registry ha
 rollout's new pod fails to pull (ErrImagePull, then ImagePullBackOff, with the kubelet's
 "Failed to pull image" events) while the old pods keep serving, and the rollout stalls.
 The change is a JSON patch that tests the current image first; the revert tests the
-fault's image before putting the original back (see RestoreDeploymentField).
+fault's image before putting the original back (see RestoreObjectField).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pydantic import Field
 from gameday.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
+from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.target import KubernetesTarget
 from gameday.targets.kubernetes.undo import json_pointer
 
@@ -57,22 +58,10 @@ class BadImageTag(Injector[BadImageTagSpec, KubernetesTarget]):
 
     def apply(self) -> dict[str, str]:
         target = self.target
-        deployment = target.deployment()
+        deployment = target.workload_within_cap()
         replicas = deployment.spec.replicas or 0
-        if replicas > target.spec.max_pods:
-            raise InjectionError(
-                f"deployment {target.namespace}/{deployment.metadata.name} has {replicas} "
-                f"replicas: more pods than max_pods ({target.spec.max_pods}) allows this fault "
-                "to touch"
-            )
         containers = deployment.spec.template.spec.containers
-        wanted = target.spec.workload.container
-        index = next(
-            (i for i, c in enumerate(containers) if wanted is None or c.name == wanted), None
-        )
-        if index is None:
-            names = ", ".join(c.name for c in containers)
-            raise InjectionError(f"no container {wanted!r} in the deployment (it has: {names})")
+        index = target.serving_container(as_json(target.require_api(), deployment.spec.template))
         original = containers[index].image
         faulted = with_tag(original, self.spec.tag or f"gameday-missing-{secrets.token_hex(3)}")
         path = json_pointer("spec", "template", "spec", "containers", index, "image")

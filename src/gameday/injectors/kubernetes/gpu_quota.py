@@ -11,23 +11,20 @@ is taken out again only if it is still the fault's.
 
 from __future__ import annotations
 
-import datetime
-
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
 from gameday.errors import InjectionError
 from gameday.injectors.base import Injector, faults
+from gameday.injectors.kubernetes.workload import restart_workload
 from gameday.scenario.model import FaultSpec
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import json_pointer
 
 __all__ = ["GpuQuota", "GpuQuotaSpec"]
 
 QUOTA = "gpu-quota"
 RESOURCE = "requests.nvidia.com/gpu"
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 class GpuQuotaSpec(FaultSpec):
@@ -54,12 +51,10 @@ class GpuQuota(Injector[GpuQuotaSpec, KubernetesTarget]):
         api = target.require_api()
         core = client.CoreV1Api(api)
         quota = client.V1ResourceQuota(
-            metadata=client.V1ObjectMeta(
-                name=QUOTA, labels={"app.kubernetes.io/managed-by": "llm-gameday"}
-            ),
+            metadata=client.V1ObjectMeta(name=QUOTA, labels=target.created_labels()),
             spec=client.V1ResourceQuotaSpec(hard={RESOURCE: str(self.spec.gpus)}),
         )
-        self.ctx.changes.record(target.delete_created("resourcequota", QUOTA))
+        self.ctx.changes.record(target.delete_created("resourcequotas", QUOTA))
         try:
             core.create_namespaced_resource_quota(target.namespace, quota)
         except ApiException as error:
@@ -73,29 +68,5 @@ class GpuQuota(Injector[GpuQuotaSpec, KubernetesTarget]):
             ) from None
         details = {"quota": f"{target.namespace}/{QUOTA}: {RESOURCE} = {self.spec.gpus}"}
         if self.spec.restart:
-            details["restart"] = self._restart()
+            details["restart"] = restart_workload(target, self.ctx.changes)
         return details
-
-    def _restart(self) -> str:
-        target = self.target
-        deployment = target.deployment()
-        name = deployment.metadata.name
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        annotations = deployment.spec.template.metadata.annotations
-        path = json_pointer("spec", "template", "metadata", "annotations", RESTARTED_AT)
-        original = (annotations or {}).get(RESTARTED_AT)
-        self.ctx.changes.record(target.restore_workload_field(path, original, now))
-        if annotations is None:
-            patch = [
-                {
-                    "op": "add",
-                    "path": json_pointer("spec", "template", "metadata", "annotations"),
-                    "value": {RESTARTED_AT: now},
-                }
-            ]
-        else:
-            patch = [{"op": "add", "path": path, "value": now}]
-        client.AppsV1Api(target.require_api()).patch_namespaced_deployment(
-            name, target.namespace, patch
-        )
-        return f"deployment {target.namespace}/{name} restarted at {now}"

@@ -68,13 +68,11 @@ class PvcMisconfig(Injector[PvcMisconfigSpec, KubernetesTarget]):
                 f"StorageClass {self.spec.storage_class} exists here; name one that does not"
             )
         claim = f"gameday-claim-{secrets.token_hex(3)}"
-        self.ctx.changes.record(target.delete_created("persistentvolumeclaim", claim))
+        self.ctx.changes.record(target.delete_created("persistentvolumeclaims", claim))
         core.create_namespaced_persistent_volume_claim(
             target.namespace,
             client.V1PersistentVolumeClaim(
-                metadata=client.V1ObjectMeta(
-                    name=claim, labels={"app.kubernetes.io/managed-by": "llm-gameday"}
-                ),
+                metadata=client.V1ObjectMeta(name=claim, labels=target.created_labels()),
                 spec=client.V1PersistentVolumeClaimSpec(
                     access_modes=["ReadWriteOnce"],
                     storage_class_name=self.spec.storage_class,
@@ -87,10 +85,7 @@ class PvcMisconfig(Injector[PvcMisconfigSpec, KubernetesTarget]):
         deployment = target.deployment()
         template = as_json(api, deployment.spec.template)
         containers = template["spec"]["containers"]
-        wanted = target.spec.workload.container
-        index = next(
-            (i for i, c in enumerate(containers) if wanted is None or c["name"] == wanted), 0
-        )
+        index = target.serving_container(template)
         volume = {"name": VOLUME, "persistentVolumeClaim": {"claimName": claim}}
         mount = {"name": VOLUME, "mountPath": self.spec.mount_path}
         patch = []

@@ -8,62 +8,23 @@ limit it found, only if the quota still holds the one the step set.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity as _parse_quantity
 
-from gameday.engine.undo import RevertFailed, UndoAction, register_undo
 from gameday.errors import InjectionError
 from gameday.remedies.base import Remedy, remedies
 from gameday.runbooks.model import RaiseQuota
-from gameday.targets.kubernetes.cluster import api_client
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import json_pointer
+from gameday.targets.kubernetes.undo import RestoreObjectField, json_pointer
 
-__all__ = ["RaiseQuotaRemedy", "RestoreQuotaLimit"]
+__all__ = ["RaiseQuotaRemedy"]
 
 
 def parse_quantity(text: str) -> float:
     """A Kubernetes quantity ("1", "500m", "2Gi") as a number."""
     return float(_parse_quantity(text))  # type: ignore[no-untyped-call]
-
-
-@register_undo
-class RestoreQuotaLimit(UndoAction):
-    kind: ClassVar[str] = "restore-quota-limit"
-    kubeconfig: str
-    context: str
-    namespace: str
-    name: str
-    resource: str
-    original: str
-    raised: str
-
-    def revert(self) -> str:
-        core = client.CoreV1Api(api_client(self.kubeconfig, self.context))
-        path = json_pointer("spec", "hard", self.resource)
-        patch = [
-            {"op": "test", "path": path, "value": self.raised},
-            {"op": "replace", "path": path, "value": self.original},
-        ]
-        where = f"resourcequota {self.namespace}/{self.name} {self.resource}"
-        try:
-            core.patch_namespaced_resource_quota(self.name, self.namespace, patch)
-        except ApiException as error:
-            if error.status == 404:
-                return f"{where}: the quota is gone; nothing to restore"
-            if error.status in (409, 422):
-                raise RevertFailed(
-                    f"{where} is no longer {self.raised} (someone changed it); left as it is"
-                ) from None
-            raise RevertFailed(f"{where}: {error.status} {error.reason}") from None
-        return f"restored {where} to {self.original}"
-
-    def describe(self) -> str:
-        where = f"resourcequota {self.namespace}/{self.name}"
-        return f"set {where} {self.resource} back to {self.original}"
 
 
 @remedies.register("kubernetes/raise-quota")
@@ -110,14 +71,16 @@ class RaiseQuotaRemedy(Remedy[RaiseQuota, KubernetesTarget]):
         raised = self.action.to or str(used + self._one_pod(key))
         path = json_pointer("spec", "hard", key)
         self.ctx.changes.record(
-            RestoreQuotaLimit(
+            RestoreObjectField(
                 kubeconfig=target.kubeconfig,
                 context=target.context,
+                api_version="v1",
+                plural="resourcequotas",
                 namespace=target.namespace,
                 name=quota.metadata.name,
-                resource=key,
+                path=path,
                 original=original,
-                raised=raised,
+                faulted=raised,
             )
         )
         patch = [

@@ -6,6 +6,7 @@ again after a crash while no credential is ever written to a journal or a report
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from gameday.errors import ComponentUnreachable
 
-__all__ = ["api_client", "as_json", "current_context", "kubeconfig_path"]
+__all__ = ["api_client", "as_json", "current_context", "kubeconfig_path", "object_path", "rest"]
 
 
 def kubeconfig_path(given: str | None) -> str:
@@ -52,3 +53,35 @@ def api_client(kubeconfig: str, context: str) -> client.ApiClient:
 def as_json(api: client.ApiClient, obj: object) -> Any:
     """An API object as the plain JSON the API server stores (camelCase keys)."""
     return api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+
+
+def object_path(api_version: str, plural: str, namespace: str, name: str) -> str:
+    """The REST path of a namespaced object: /api/v1/... for the core group, else /apis/..."""
+    root = "/api" if "/" not in api_version else "/apis"
+    return f"{root}/{api_version}/namespaces/{namespace}/{plural}/{name}"
+
+
+def rest(
+    api: client.ApiClient,
+    method: str,
+    path: str,
+    body: Any = None,
+    content_type: str = "application/json",
+) -> tuple[int, dict[str, Any]]:
+    """One request to the API server on any resource's path (the undo records serve every
+    kind this way); the status and the JSON answer, errors included."""
+    request = api.param_serialize(
+        method=method,
+        resource_path=path,
+        header_params={"Accept": "application/json", "Content-Type": content_type},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(*request)
+    response.read()  # type: ignore[no-untyped-call]
+    raw: bytes = response.data or b""
+    try:
+        data: dict[str, Any] = json.loads(raw) if raw else {}
+    except ValueError:  # "404 page not found": a path the server does not serve, as text
+        data = {"message": raw.decode(errors="replace").strip()}
+    return response.status, data

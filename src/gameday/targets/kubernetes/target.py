@@ -2,8 +2,11 @@
 
 ``up`` reads the kubeconfig, refuses a context the scenario (``contexts``) or the
 command line (``--context``) does not name, finds the workload's Deployment and starts
-watching its pods and its namespace's events. It creates nothing, so ``down`` only stops
-the watches. Faults change objects through :attr:`api` and journal how to undo it.
+watching its pods, its namespace's events and Deployments and the EndpointSlices of its
+Services, and opens the port-forwards the spec asks for (``serve``,
+``prometheus_service``, ``alertmanager_service``). It creates nothing in the cluster, so
+``down`` only stops the watches and the forwards. Faults change objects through
+:attr:`api` and journal how to undo it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from gameday.errors import ComponentUnreachable, UsageError
+from gameday.errors import ComponentUnreachable, InjectionError, UsageError
 from gameday.observe.kubernetes import ClusterWatch
 from gameday.scenario.model import TargetParams
 from gameday.targets.base import Endpoints, Target, TargetContext, targets
@@ -23,11 +26,15 @@ from gameday.targets.kubernetes.cluster import (
     current_context,
     kubeconfig_path,
 )
-from gameday.targets.kubernetes.objects import DeleteNamespacedObject, Kind
+from gameday.targets.kubernetes.objects import DeleteCreatedObject, created_labels
+from gameday.targets.kubernetes.portforward import PortForwards
 from gameday.targets.kubernetes.spec import KubernetesTargetSpec
-from gameday.targets.kubernetes.undo import RestoreDeploymentField
+from gameday.targets.kubernetes.undo import RestoreObjectField
 
 __all__ = ["KubernetesTarget", "allowed_context"]
+
+KWOK_KUBELET = frozenset({"kubelet", "kwok_controller"})
+"""What reports as a kubelet on the kwok tier: its controller, through the stages."""
 
 
 def allowed_context(spec: KubernetesTargetSpec, kube_context: str | None) -> str:
@@ -57,6 +64,7 @@ class KubernetesTarget(Target):
         self.context = ""
         self.api: client.ApiClient | None = None
         self.watch: ClusterWatch | None = None
+        self.forwards: PortForwards | None = None
         self.selector = ""
         self._endpoints: Endpoints | None = None
         self._snapshot: dict[str, Any] | None = None
@@ -83,19 +91,26 @@ class KubernetesTarget(Target):
         labels = deployment.spec.selector.match_labels or {}
         self.selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
         self.watch = ClusterWatch(
-            self.api, self.ctx.bus, self.ctx.scenario, self.namespace, self.selector
+            self.api,
+            self.ctx.bus,
+            self.ctx.scenario,
+            self.namespace,
+            self.selector,
+            workload=self.spec.workload.deployment,
         )
         self.watch.start()
-        prometheus = self.ctx.prometheus or self.spec.prometheus
-        alertmanager = self.ctx.alertmanager or self.spec.alertmanager
-        self._endpoints = Endpoints(
-            server=self.spec.server or "", prometheus=prometheus, alertmanager=alertmanager
+        self.forwards = PortForwards(self.api, self.ctx.bus, self.ctx.scenario)
+        self._endpoints = self.forwards.endpoints(
+            self.spec, deployment, self.ctx.prometheus, self.ctx.alertmanager
         )
 
     def down(self) -> None:
         if self.watch is not None:
             self.watch.stop()
             self.watch = None
+        if self.forwards is not None:
+            self.forwards.close()
+            self.forwards = None
 
     def deployment(self) -> Any:
         apps = client.AppsV1Api(self.require_api())
@@ -111,11 +126,33 @@ class KubernetesTarget(Target):
                 f"cannot read deployment {self.namespace}/{name}: {error.status} {error.reason}"
             ) from None
 
-    def restore_workload_field(
-        self, path: str, original: Any, faulted: Any
-    ) -> RestoreDeploymentField:
+    def workload_within_cap(self) -> Any:
+        """The workload's Deployment, for a change to its pod template: refused when that
+        would touch more pods (its replicas) than ``max_pods`` allows."""
+        deployment = self.deployment()
+        replicas = deployment.spec.replicas or 0
+        if replicas > self.spec.max_pods:
+            raise InjectionError(
+                f"deployment {self.namespace}/{deployment.metadata.name} has {replicas} "
+                f"replicas: more pods than max_pods ({self.spec.max_pods}) allows a fault to "
+                "touch"
+            )
+        return deployment
+
+    def serving_container(self, template: dict[str, Any]) -> int:
+        """The index of the serving container (``workload.container``, default the first)
+        in a pod template as JSON."""
+        containers = template["spec"]["containers"]
+        wanted = self.spec.workload.container
+        for index, container in enumerate(containers):
+            if wanted is None or container["name"] == wanted:
+                return index
+        names = ", ".join(c["name"] for c in containers)
+        raise InjectionError(f"no container {wanted!r} in the deployment (it has: {names})")
+
+    def restore_workload_field(self, path: str, original: Any, faulted: Any) -> RestoreObjectField:
         """The undo record for a field of the workload's Deployment a change sets."""
-        return RestoreDeploymentField(
+        return RestoreObjectField(
             kubeconfig=self.kubeconfig,
             context=self.context,
             namespace=self.namespace,
@@ -125,15 +162,25 @@ class KubernetesTarget(Target):
             faulted=faulted,
         )
 
-    def delete_created(self, object_kind: Kind, name: str) -> DeleteNamespacedObject:
-        """The undo record for an object a change creates in the namespace."""
-        return DeleteNamespacedObject(
+    def delete_created(
+        self, plural: str, name: str, api_version: str = "v1"
+    ) -> DeleteCreatedObject:
+        """The undo record for an object a change creates in the namespace (give it
+        :meth:`created_labels`): ``("resourcequotas", name)``, ``("deployments", name,
+        "apps/v1")``."""
+        return DeleteCreatedObject(
             kubeconfig=self.kubeconfig,
             context=self.context,
-            object_kind=object_kind,
+            api_version=api_version,
+            plural=plural,
             namespace=self.namespace,
             name=name,
+            run_id=self.ctx.run_id,
         )
+
+    def created_labels(self) -> dict[str, str]:
+        """The labels of an object a fault creates: its undo record deletes only that."""
+        return created_labels(self.ctx.run_id)
 
     def snapshot_template(self) -> dict[str, Any]:
         """The workload's pod template as it was when the run began."""
@@ -147,6 +194,11 @@ class KubernetesTarget(Target):
         if self._endpoints is None:
             raise ComponentUnreachable("the kubernetes target is not up")
         return self._endpoints
+
+    def provenance(self, reporter: str) -> str:
+        if self.context.startswith("kwok-") and reporter in KWOK_KUBELET:
+            return "simulated by kwok stages"
+        return "real"
 
     def simulated(self) -> list[str]:
         if not self.context.startswith("kwok-"):

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from gameday.engine.undo import RevertFailed, UndoAction, register_undo
-from gameday.targets.kubernetes.cluster import api_client, as_json
+from gameday.targets.kubernetes.cluster import api_client, object_path, rest
 
-__all__ = ["RestoreDeploymentField", "json_pointer"]
+__all__ = ["RestoreObjectField", "json_pointer", "read_pointer"]
 
 
 def json_pointer(*parts: str | int) -> str:
@@ -38,58 +35,70 @@ def read_pointer(document: Any, pointer: str) -> Any:
     return node
 
 
-@register_undo
-class RestoreDeploymentField(UndoAction):
-    """A field of a Deployment a fault changed, to be set back if it still holds the
-    fault's value."""
+def _shown(value: Any) -> str:
+    """A value for a message: itself when short, else only that it is (a Corefile)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"<{len(text)} characters>"
 
-    kind: ClassVar[str] = "restore-deployment-field"
+
+@register_undo
+class RestoreObjectField(UndoAction):
+    """A field of a namespaced object a fault changed (a Deployment's image, a Service's
+    targetPort, a ConfigMap's Corefile), to be set back if it still holds the fault's
+    value. Any resource: the object is named by apiVersion and plural. What the field
+    holds goes into the journal, so never use it for a Secret."""
+
+    kind: ClassVar[str] = "restore-object-field"
     kubeconfig: str
     context: str
+    api_version: str = "apps/v1"
+    plural: str = "deployments"
     namespace: str
     name: str
     path: str
-    """A JSON pointer into the Deployment (/spec/template/spec/containers/0/image)."""
+    """A JSON pointer into the object (/spec/template/spec/containers/0/image)."""
     original: Any
     """None: the field was absent, and the revert removes it."""
     faulted: Any
+    """None: the fault removed the field, and the revert adds it back."""
 
-    def _apps(self) -> client.AppsV1Api:
-        return client.AppsV1Api(api_client(self.kubeconfig, self.context))
+    @property
+    def where(self) -> str:
+        return f"{self.plural.removesuffix('s')} {self.namespace}/{self.name} {self.path}"
 
     def revert(self) -> str:
-        apps = self._apps()
+        api = api_client(self.kubeconfig, self.context)
         put_back = (
             {"op": "remove", "path": self.path}
             if self.original is None  # the fault added the field
-            else {"op": "replace", "path": self.path, "value": self.original}
+            # the fault removed the field: add it back (a null test passes on absence)
+            else {
+                "op": "add" if self.faulted is None else "replace",
+                "path": self.path,
+                "value": self.original,
+            }
         )
         patch = [{"op": "test", "path": self.path, "value": self.faulted}, put_back]
-        where = f"deployment {self.namespace}/{self.name} {self.path}"
-        try:
-            apps.patch_namespaced_deployment(self.name, self.namespace, patch)
-        except ApiException as error:
-            if error.status == 404:
-                return f"{where}: the deployment is gone; nothing to restore"
-            if error.status not in (409, 422):
-                raise RevertFailed(f"{where}: {error.status} {error.reason}") from None
-            current = read_pointer(
-                as_json(
-                    apps.api_client, apps.read_namespaced_deployment(self.name, self.namespace)
-                ),
-                self.path,
-            )
-            if current == self.original:
-                return f"{where} already {self.original!r}"
-            raise RevertFailed(
-                f"{where} was changed by someone else after the fault (it is {current!r}, "
-                f"the fault set {self.faulted!r}); left as it is, not overwritten with "
-                f"{self.original!r}"
-            ) from None
-        return f"restored {where} to {self.original!r}"
+        path = object_path(self.api_version, self.plural, self.namespace, self.name)
+        status, answer = rest(api, "PATCH", path, patch, "application/json-patch+json")
+        if status == 200:
+            return f"restored {self.where} to {_shown(self.original)}"
+        if status == 404:
+            return f"{self.where}: the {self.plural.removesuffix('s')} is gone; nothing to restore"
+        if status not in (409, 422):  # the test failed: someone else's value is there
+            raise RevertFailed(f"{self.where}: {status} {answer.get('message', '')}")
+        status, found = rest(api, "GET", path)
+        current = read_pointer(found, self.path) if status == 200 else None
+        if current == self.original:
+            return f"{self.where} already {_shown(self.original)}"
+        raise RevertFailed(
+            f"{self.where} was changed by someone else after the fault (it is "
+            f"{_shown(current)}, the fault set {_shown(self.faulted)}); left as it is, not "
+            f"overwritten with {_shown(self.original)}"
+        )
 
     def describe(self) -> str:
         return (
-            f"set deployment {self.namespace}/{self.name} {self.path} back to "
-            f"{self.original!r} if it is still {self.faulted!r}"
+            f"set {self.where} back to {_shown(self.original)} if it is still "
+            f"{_shown(self.faulted)}"
         )
