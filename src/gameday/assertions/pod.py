@@ -85,7 +85,8 @@ def describe_pod(pod: PodObserved) -> str:
         for name, state, reason, _, _, restarts in pod.containers
     )
     ready = "ready" if pod.ready else "not ready"
-    return f"{pod.pod} {pod.phase or '?'} {ready}: {states or 'no container status'}"
+    scheduler = f"; unschedulable: {pod.unschedulable}" if pod.unschedulable else ""
+    return f"{pod.pod} {pod.phase or '?'} {ready}: {states or 'no container status'}{scheduler}"
 
 
 @expectations.register("pod")

@@ -20,7 +20,7 @@ from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import json_pointer
+from gameday.targets.kubernetes.undo import json_pointer, set_field
 
 __all__ = ["BadImageTag", "BadImageTagSpec"]
 
@@ -66,10 +66,7 @@ class BadImageTag(Injector[BadImageTagSpec, KubernetesTarget]):
         faulted = with_tag(original, self.spec.tag or f"gameday-missing-{secrets.token_hex(3)}")
         path = json_pointer("spec", "template", "spec", "containers", index, "image")
         self.ctx.changes.record(target.restore_workload_field(path, original, faulted))
-        patch = [
-            {"op": "test", "path": path, "value": original},
-            {"op": "replace", "path": path, "value": faulted},
-        ]
+        patch = set_field(path, original, faulted)
         try:
             client.AppsV1Api(target.require_api()).patch_namespaced_deployment(
                 deployment.metadata.name, target.namespace, patch

@@ -43,7 +43,7 @@ from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import NAME_PATTERN, FaultSpec
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreObjectField, json_pointer
+from gameday.targets.kubernetes.undo import RestoreObjectField, json_pointer, set_field
 
 __all__ = ["DnsBreakage", "DnsBreakageSpec", "dead_dns_config", "with_forward_to"]
 
@@ -179,10 +179,7 @@ class DnsBreakage(Injector[DnsBreakageSpec, KubernetesTarget]):
                 faulted=0,
             )
         )
-        patch = [
-            {"op": "test", "path": REPLICAS, "value": replicas},
-            {"op": "replace", "path": REPLICAS, "value": 0},
-        ]
+        patch = set_field(REPLICAS, replicas, 0)
         try:
             apps.patch_namespaced_deployment(name, KUBE_SYSTEM, patch)
         except ApiException as error:
@@ -213,10 +210,7 @@ class DnsBreakage(Injector[DnsBreakageSpec, KubernetesTarget]):
             faulted=faulted,
         )
         self.ctx.changes.record(record)
-        patch = [
-            {"op": "test", "path": record.path, "value": original},
-            {"op": "replace", "path": record.path, "value": faulted},
-        ]
+        patch = set_field(record.path, original, faulted)
         try:
             core.patch_namespaced_config_map(name, KUBE_SYSTEM, patch)
         except ApiException as error:
@@ -244,13 +238,7 @@ class DnsBreakage(Injector[DnsBreakageSpec, KubernetesTarget]):
             (DNS_POLICY, pod_spec.get("dnsPolicy"), "None"),
         ):
             self.ctx.changes.record(target.restore_workload_field(path, existing, faulted))
-            if existing is None:
-                patch.append({"op": "add", "path": path, "value": faulted})
-            else:
-                patch += [
-                    {"op": "test", "path": path, "value": existing},
-                    {"op": "replace", "path": path, "value": faulted},
-                ]
+            patch += set_field(path, existing, faulted)
         try:
             client.AppsV1Api(api).patch_namespaced_deployment(
                 deployment.metadata.name, target.namespace, patch

@@ -41,7 +41,7 @@ from gameday.scenario.model import FaultSpec
 from gameday.scenario.units import ByteSize, format_bytes
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import json_pointer
+from gameday.targets.kubernetes.undo import json_pointer, set_field
 
 __all__ = [
     "WORKING_SET_ANNOTATION",
@@ -234,9 +234,4 @@ class OomKill(Injector[OomKillSpec, KubernetesTarget]):
         faulted = value_at(with_memory(container, amounts, quantity), parts)
         path = json_pointer("spec", "template", "spec", "containers", index, *parts)
         self.ctx.changes.record(self.target.restore_workload_field(path, original, faulted))
-        if original is None:
-            return [{"op": "add", "path": path, "value": faulted}]
-        return [
-            {"op": "test", "path": path, "value": original},
-            {"op": "replace", "path": path, "value": faulted},
-        ]
+        return set_field(path, original, faulted)

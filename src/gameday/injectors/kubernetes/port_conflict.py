@@ -39,7 +39,7 @@ from gameday.scenario.model import NAME_PATTERN, FaultSpec
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.objects import MANAGED_BY, labelled
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreObjectField, json_pointer
+from gameday.targets.kubernetes.undo import RestoreObjectField, json_pointer, set_field
 
 __all__ = ["PortConflict", "PortConflictSpec", "serving_port"]
 
@@ -322,10 +322,7 @@ class PortConflict(Injector[PortConflictSpec, KubernetesTarget]):
         core.patch_namespaced_service(
             self.spec.service,
             target.namespace,
-            [
-                {"op": "test", "path": path, "value": original},
-                {"op": "replace", "path": path, "value": missed},
-            ],
+            set_field(path, original, missed),
         )
         return {
             "service": f"{target.namespace}/{self.spec.service}: targetPort {original} -> {missed}"

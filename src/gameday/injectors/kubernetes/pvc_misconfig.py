@@ -24,7 +24,7 @@ from gameday.scenario.model import NAME_PATTERN, FaultSpec
 from gameday.scenario.units import ByteSize, format_bytes
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import json_pointer
+from gameday.targets.kubernetes.undo import json_pointer, set_field
 
 __all__ = ["PvcMisconfig", "PvcMisconfigSpec"]
 
@@ -103,13 +103,7 @@ class PvcMisconfig(Injector[PvcMisconfigSpec, KubernetesTarget]):
         ):
             faulted = [*(existing or []), item]
             self.ctx.changes.record(target.restore_workload_field(path, existing, faulted))
-            if existing is None:
-                patch.append({"op": "add", "path": path, "value": faulted})
-            else:
-                patch += [
-                    {"op": "test", "path": path, "value": existing},
-                    {"op": "replace", "path": path, "value": faulted},
-                ]
+            patch += set_field(path, existing, faulted)
         try:
             client.AppsV1Api(api).patch_namespaced_deployment(
                 deployment.metadata.name, target.namespace, patch

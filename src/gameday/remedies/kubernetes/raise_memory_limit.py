@@ -33,7 +33,7 @@ from gameday.runbooks.model import RaiseMemoryLimit
 from gameday.scenario.units import format_bytes
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import json_pointer
+from gameday.targets.kubernetes.undo import json_pointer, set_field
 
 __all__ = ["RaiseMemoryLimitRemedy"]
 
@@ -92,14 +92,7 @@ class RaiseMemoryLimitRemedy(Remedy[RaiseMemoryLimit, KubernetesTarget]):
         value = value_at(with_memory(container, "limits", raised), parts)
         self.ctx.changes.record(target.restore_workload_field(path, value_at(before, parts), value))
         now = value_at(container, parts)
-        patch: list[dict[str, Any]] = (
-            [{"op": "add", "path": path, "value": value}]
-            if now is None
-            else [
-                {"op": "test", "path": path, "value": now},
-                {"op": "replace", "path": path, "value": value},
-            ]
-        )
+        patch = set_field(path, now, value)
         try:
             client.AppsV1Api(api).patch_namespaced_deployment(name, target.namespace, patch)
         except ApiException as error:

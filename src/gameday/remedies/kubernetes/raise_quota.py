@@ -17,7 +17,7 @@ from gameday.errors import InjectionError
 from gameday.remedies.base import Remedy, remedies
 from gameday.runbooks.model import RaiseQuota
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreObjectField, json_pointer
+from gameday.targets.kubernetes.undo import RestoreObjectField, json_pointer, set_field
 
 __all__ = ["RaiseQuotaRemedy"]
 
@@ -83,10 +83,7 @@ class RaiseQuotaRemedy(Remedy[RaiseQuota, KubernetesTarget]):
                 faulted=raised,
             )
         )
-        patch = [
-            {"op": "test", "path": path, "value": original},
-            {"op": "replace", "path": path, "value": raised},
-        ]
+        patch = set_field(path, original, raised)
         core.patch_namespaced_resource_quota(quota.metadata.name, target.namespace, patch)
         return {
             "quota": f"{target.namespace}/{quota.metadata.name}",

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from gameday.engine.undo import RevertFailed, UndoAction, register_undo
 from gameday.targets.kubernetes.cluster import api_client, object_path, rest
 
-__all__ = ["RestoreObjectField", "json_pointer", "read_pointer"]
+__all__ = ["RestoreObjectField", "json_pointer", "read_pointer", "set_field"]
 
 
 def json_pointer(*parts: str | int) -> str:
@@ -33,6 +33,18 @@ def read_pointer(document: Any, pointer: str) -> Any:
         else:
             return None
     return node
+
+
+def set_field(path: str, current: Any, value: Any) -> list[dict[str, Any]]:
+    """The JSON patch that changes ``path`` from ``current`` to ``value``: it tests the
+    current value first, so a change someone made since it was read is refused; a field
+    that is absent (``current`` None) is added."""
+    if current is None:
+        return [{"op": "add", "path": path, "value": value}]
+    return [
+        {"op": "test", "path": path, "value": current},
+        {"op": "replace", "path": path, "value": value},
+    ]
 
 
 def _shown(value: Any) -> str:
