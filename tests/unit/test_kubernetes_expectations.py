@@ -108,6 +108,36 @@ def test_pod_explain_shows_the_pods_as_last_seen() -> None:
     ]
 
 
+def test_a_pod_condition_by_type_status_and_reason_and_who_reports_it() -> None:
+    evicted = PodObserved(
+        ts=T0 + 2,
+        scenario="s",
+        pod="a",
+        namespace="ns",
+        phase="Running",
+        ready=False,
+        conditions=(
+            ("PodScheduled", "True", ""),
+            ("Ready", "False", "ContainersNotReady"),
+            ("DisruptionTarget", "True", "EvictionByEvictionAPI"),
+        ),
+    )
+    events = (pod(0, "a", "Running", True, RUNNING), evicted)
+    not_ready = PodParams.model_validate(
+        {"condition": {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}}
+    )
+    assert check(not_ready, *events) == T0 + 2
+    assert check(PodParams.model_validate({"condition": {"type": "Ready"}}), *events) is None
+    disrupted = PodParams.model_validate({"condition": {"type": "DisruptionTarget"}})
+    assert check(disrupted, *events) == T0 + 2
+    assert not_ready.describe() == "a pod condition=Ready=False/ContainersNotReady"
+    reporters = PodExpectation(not_ready, ExpectationContext("s")).reported_by()
+    assert reporters == ("kubelet",)
+    assert PodExpectation(disrupted, ExpectationContext("s")).reported_by() == ()
+    scheduled = PodParams.model_validate({"condition": {"type": "PodScheduled", "status": "False"}})
+    assert PodExpectation(scheduled, ExpectationContext("s")).reported_by() == ("kube-scheduler",)
+
+
 def kube_event(t: float, reason: str, message: str, kind: str = "Pod") -> KubeEvent:
     return KubeEvent(
         ts=T0 + t,
@@ -135,6 +165,11 @@ def test_event_by_reason_kind_and_message() -> None:
     )
     assert not other.check(events, T0).met
     assert other.explain(events, T0)[0] == "none of 2 events matched; the last ones:"
+    named = EventParams(reason="Failed", name="^a$")
+    assert named.describe() == "event Failed on /^a$/"
+    assert EventExpectation(named, ExpectationContext("s")).check(events, T0).at == T0 + 2
+    elsewhere = EventParams(reason="Failed", kind="Pod", name="^inference-server-")
+    assert not EventExpectation(elsewhere, ExpectationContext("s")).check(events, T0).met
 
 
 def test_a_bad_message_pattern_is_refused() -> None:

@@ -23,16 +23,21 @@ class EventParams(ExpectationParams):
     """The involved object's kind (Pod, PersistentVolumeClaim, ReplicaSet)."""
     type: str | None = None
     """Normal or Warning."""
+    name: Regex | None = None
+    """A regular expression the involved object's name must match (``inference-server-``,
+    ``gameday-claim-``)."""
 
     def describe(self) -> str:
         what = f" /{self.message}/" if self.message else ""
-        return f"event {self.reason}{what}{' on ' + self.kind if self.kind else ''}"
+        on = " ".join(filter(None, (self.kind, f"/{self.name}/" if self.name else None)))
+        return f"event {self.reason}{what}{' on ' + on if on else ''}"
 
     def holds(self, event: KubeEvent) -> bool:
         return (
             event.reason == self.reason
             and (self.kind is None or event.involved_kind == self.kind)
             and (self.type is None or event.type == self.type)
+            and (self.name is None or re.search(self.name, event.involved_name) is not None)
             and (self.message is None or re.search(self.message, event.message) is not None)
         )
 

@@ -8,16 +8,33 @@ checked together, so ``every`` means all the workload's pods at once.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field
 
 from gameday.assertions.base import Expectation, Verdict, clock, expectations
 from gameday.engine.events import PodObserved
 from gameday.engine.observations import Observations
-from gameday.scenario.model import ExpectationParams
+from gameday.scenario.model import ExpectationParams, StrictModel
 from gameday.scenario.units import Regex
 
 __all__ = ["PodExpectation", "PodParams"]
+
+
+class PodCondition(StrictModel):
+    type: str
+    """PodScheduled, Initialized, ContainersReady, Ready, DisruptionTarget..."""
+    status: Literal["True", "False", "Unknown"] = "True"
+    reason: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.type}={self.status}" + (f"/{self.reason}" if self.reason else "")
+
+    def holds(self, pod: PodObserved) -> bool:
+        return any(
+            kind == self.type and status == self.status and self.reason in (None, reason)
+            for kind, status, reason in pod.conditions
+        )
 
 
 class PodParams(ExpectationParams):
@@ -35,6 +52,9 @@ class PodParams(ExpectationParams):
     unschedulable: Regex | None = None
     """The scheduler cannot place it, and says this (a regular expression; ``.`` for any
     reason): "Insufficient nvidia.com/gpu", "unbound immediate PersistentVolumeClaims"."""
+    condition: PodCondition | None = None
+    """A pod condition with this type and status (and reason): ``{type: Ready, status:
+    "False", reason: ContainersNotReady}``, ``{type: DisruptionTarget, status: "True"}``."""
     every: bool = False
     """All of the workload's pods at once, instead of any one."""
 
@@ -49,6 +69,7 @@ class PodParams(ExpectationParams):
                 ("exit_code", self.exit_code),
                 ("restarts>=", self.restarts),
                 ("unschedulable", self.unschedulable),
+                ("condition", self.condition),
             )
             if value is not None
         ]
@@ -75,6 +96,8 @@ class PodParams(ExpectationParams):
             pod.unschedulable and re.search(self.unschedulable, pod.unschedulable)
         ):
             return False
+        if self.condition is not None and not self.condition.holds(pod):
+            return False
         return self.restarts is None or any(c[5] >= self.restarts for c in containers)
 
 
@@ -97,17 +120,25 @@ class PodExpectation(Expectation[PodParams]):
     def reported_by(self) -> tuple[str, ...]:
         # phases, readiness and container states are the kubelet's; PodScheduled the scheduler's
         params = self.params
-        kubelet = params.phase not in (None, "Pending") or any(
-            value is not None
-            for value in (
-                params.ready,
-                params.waiting,
-                params.terminated,
-                params.exit_code,
-                params.restarts,
+        # conditions are the kubelet's, but PodScheduled (the scheduler's) and
+        # DisruptionTarget (the evicting controller's)
+        condition = params.condition.type if params.condition is not None else None
+        kubelet = condition not in (None, "PodScheduled", "DisruptionTarget")
+        kubelet = (
+            kubelet
+            or params.phase not in (None, "Pending")
+            or any(
+                value is not None
+                for value in (
+                    params.ready,
+                    params.waiting,
+                    params.terminated,
+                    params.exit_code,
+                    params.restarts,
+                )
             )
         )
-        scheduler = params.unschedulable is not None
+        scheduler = params.unschedulable is not None or condition == "PodScheduled"
         return (*(["kubelet"] if kubelet else []), *(["kube-scheduler"] if scheduler else []))
 
     def _moments(self, observed: Observations) -> list[tuple[float, list[PodObserved]]]:

@@ -193,6 +193,9 @@ class PodObserved(Event):
     and exit code are its last termination's."""
     unschedulable: str = ""
     """The scheduler's message while PodScheduled is False."""
+    conditions: tuple[tuple[str, str, str], ...] = ()
+    """(type, status, reason) per pod condition: PodScheduled, Initialized,
+    ContainersReady, Ready, DisruptionTarget..."""
     deleted: bool = False
     resource_version: str = ""
 

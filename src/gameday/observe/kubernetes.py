@@ -77,6 +77,7 @@ def pod_observed(pod: Any, scenario: str, deleted: bool = False) -> PodObserved:
         ready=ready is not None and ready.status == "True",
         containers=_containers(pod),
         unschedulable=unschedulable,
+        conditions=tuple((c.type, c.status, c.reason or "") for c in (pod.status.conditions or [])),
         deleted=deleted,
         resource_version=pod.metadata.resource_version or "",
     )
