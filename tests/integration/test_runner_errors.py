@@ -46,8 +46,8 @@ class Broken(Injector[BrokenSpec, LocalTarget]):
         raise RevertFailed("cannot revert this on purpose")
 
 
-if "broken-for-tests" not in faults:
-    faults.add("broken-for-tests", Broken)
+if "local/broken-for-tests" not in faults:
+    faults.add("broken-for-tests", Broken)  # filed as local/broken-for-tests
 
 SCENARIO = """\
 apiVersion: gameday/v1alpha1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
@@ -107,15 +106,17 @@ class FaultRegistry(Registry[type[Injector]]):  # type: ignore[type-arg]
     fault, with parameters of its own, on each target kind (a memory cgroup on the local
     tier, a container limit on Kubernetes); the scenario's target picks which.
 
-    ``register(name)`` files the class under each of its ``target_kinds``."""
+    ``register(name)`` and ``add(name, cls)`` file the class under each of its
+    ``target_kinds``."""
 
-    def register(self, name: str) -> Callable[[type[Injector]], type[Injector]]:  # type: ignore[type-arg]
-        def decorate(item: type[Injector]) -> type[Injector]:  # type: ignore[type-arg]
-            for kind in sorted(item.target_kinds):
-                self.add(fault_key(kind, name), item)
-            return item
-
-        return decorate
+    def add(self, name: str, item: type[Injector]) -> None:  # type: ignore[type-arg]
+        """File ``item`` as ``name`` under each of its target kinds (a ``kind/name`` key
+        is filed as it is)."""
+        if "/" in name:
+            super().add(name, item)
+            return
+        for kind in sorted(item.target_kinds):
+            super().add(fault_key(kind, name), item)
 
     def lookup(self, target_kind: str, name: str) -> type[Injector]:  # type: ignore[type-arg]
         key = fault_key(target_kind, name)
