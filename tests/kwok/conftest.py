@@ -7,6 +7,7 @@ that cannot be built or started fails the tests; elsewhere, without Go, they ski
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -38,7 +39,15 @@ def kwok(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KwokEnvInfo]:
     os.environ["GAMEDAY_KWOK_DIR"] = str(state)
     env = KwokEnv(KwokEnvConfig(name="tests", registry=("example.com/tests/app:1.0",)))
     started = time.monotonic()
-    info = env.up()
+    # one tier starts at a time: kwokctl picks its components' ports when it starts, and
+    # two starting side by side (pytest-xdist workers) can pick the same; once a tier is
+    # up its ports are bound and the next picks others
+    with (tmp_path_factory.getbasetemp().parent / "kwok-up.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            info = env.up()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     print(f"kwok tier up in {time.monotonic() - started:.1f}s")
     try:
         yield info
