@@ -174,6 +174,39 @@ def scenario_in(namespace: str, tmp_path: Path, name: str = "bad-image-tag") -> 
     return path
 
 
+def gameday_run(
+    kwok: KwokEnvInfo,
+    scenario: Path,
+    reports: Path,
+    *extra: str,
+    kubeconfig: Path | None = None,
+    monitoring: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``gameday run SCENARIO --context <the tier's> --report-dir REPORTS --no-live EXTRA``
+    as ``kubeconfig``'s account (default the tier's administrator); ``monitoring``: with
+    the tier's Prometheus and Alertmanager."""
+    urls = ["--prometheus", kwok.prometheus, "--alertmanager", kwok.alertmanager]
+    return gameday(
+        kwok,
+        "run",
+        str(scenario),
+        "--context",
+        kwok.context,
+        *(urls if monitoring else []),
+        "--report-dir",
+        str(reports),
+        "--no-live",
+        *extra,
+        kubeconfig=kubeconfig,
+    )
+
+
+def scenario_report(reports: Path) -> dict[str, Any]:
+    """The one scenario of the run's report.json under ``reports``."""
+    (scenario,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    return scenario  # type: ignore[no-any-return]
+
+
 def run_as_the_harness(
     kwok: KwokEnvInfo,
     api: client.ApiClient,
@@ -189,26 +222,18 @@ def run_as_the_harness(
     harness = run_as_the_harness_account(api, kwok, namespace, tmp_path, kube_system=kube_system)
     reports = tmp_path / "reports"
     try:
-        result = gameday(
+        result = gameday_run(
             kwok,
-            "run",
-            str(scenario_in(namespace, tmp_path, name)),
-            "--context",
-            kwok.context,
-            "--prometheus",
-            kwok.prometheus,
-            "--alertmanager",
-            kwok.alertmanager,
-            "--report-dir",
-            str(reports),
-            "--no-live",
+            scenario_in(namespace, tmp_path, name),
+            reports,
             kubeconfig=harness,
+            monitoring=True,
         )
     finally:
         if kube_system:
             revoke_kube_system(api)
     assert result.returncode == 0, result.stderr[-5000:]
-    (scenario,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    scenario = scenario_report(reports)
     assert scenario["outcome"] == "passed", scenario["reason"]
     assert all(e["outcome"] == "passed" for e in scenario["expectations"])
     load_builtins()

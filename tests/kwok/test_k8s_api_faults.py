@@ -4,7 +4,6 @@ and its token authentication are real; no kubelet takes part."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,13 @@ from gameday.targets.kubernetes.cluster import as_json
 from gameday.testenv import KwokEnvInfo
 from tests.kwok.scenarios import (
     INTERRUPTS,
-    gameday,
+    gameday_run,
     interrupt_mid_fault,
     journal_records,
     run_as_the_harness,
     run_as_the_harness_account,
     scenario_in,
+    scenario_report,
     workload,
 )
 
@@ -123,19 +123,9 @@ def test_a_missing_crd_is_the_same_code_from_the_api_servers_404(
     scenario.write_text(text)
     harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
     reports = tmp_path / "reports"
-    result = gameday(
-        kwok,
-        "run",
-        str(scenario),
-        "--context",
-        kwok.context,
-        "--report-dir",
-        str(reports),
-        "--no-live",
-        kubeconfig=harness,
-    )
+    result = gameday_run(kwok, scenario, reports, kubeconfig=harness)
     assert result.returncode == 0, result.stderr[-5000:]
-    (report,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    report = scenario_report(reports)
     assert report["diagnosis"][0]["code"] == "DEPLOYMENT001", report["diagnosis"]
     evidence = " ".join(report["diagnosis"][0]["evidence"])
     assert "api-error status=404" in evidence and ": 404 Not Found: 404 page not found" in evidence
@@ -193,19 +183,9 @@ def test_the_granted_verb_lets_the_refused_action_through(
     harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
     before = what_the_faults_touch(api, namespace)
     reports = tmp_path / "reports"
-    result = gameday(
-        kwok,
-        "run",
-        str(scenario),
-        "--context",
-        kwok.context,
-        "--report-dir",
-        str(reports),
-        "--no-live",
-        kubeconfig=harness,
-    )
+    result = gameday_run(kwok, scenario, reports, kubeconfig=harness)
     assert result.returncode == 0, result.stderr[-5000:]
-    (report,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    report = scenario_report(reports)
     assert report["outcome"] == "passed", report["reason"]
     (step,) = report["remedy"]["steps"]
     assert (step["kind"], step["outcome"]) == ("grant-permission", "done")

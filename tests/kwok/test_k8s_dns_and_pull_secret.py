@@ -29,7 +29,7 @@ from tests.kwok.scenarios import (
     INTERRUPTS,
     REPO,
     deployment_spec,
-    gameday,
+    gameday_run,
     grant_kube_system,
     interrupt_mid_fault,
     ready_pods,
@@ -37,6 +37,7 @@ from tests.kwok.scenarios import (
     run_as_the_harness,
     run_as_the_harness_account,
     scenario_in,
+    scenario_report,
     workload,
     workload_rolled_out,
 )
@@ -222,17 +223,7 @@ def test_a_scenario_that_does_not_allow_kube_system_is_refused_before_anything_c
     # RBAC would let it through: the plan is what refuses
     harness = run_as_the_harness_account(api, kwok, namespace, tmp_path, kube_system=True)
     reports = tmp_path / "reports"
-    result = gameday(
-        kwok,
-        "run",
-        str(scenario),
-        "--context",
-        kwok.context,
-        "--report-dir",
-        str(reports),
-        "--no-live",
-        kubeconfig=harness,
-    )
+    result = gameday_run(kwok, scenario, reports, kubeconfig=harness)
     assert result.returncode == 2, result.stderr[-3000:]
     assert f"error: {scenario}:" in result.stderr
     assert (
@@ -353,18 +344,13 @@ def test_a_workload_without_a_pull_secret_is_refused(
         document["target"]["kubernetes"]["workload"]["deployment"] = "inference-server"
 
     reports = tmp_path / "reports"
-    result = gameday(
+    result = gameday_run(
         kwok,
-        "run",
-        str(variant(namespace, tmp_path, "image-pull-secret-removed", on_the_public_workload)),
-        "--context",
-        kwok.context,
-        "--report-dir",
-        str(reports),
-        "--no-live",
+        variant(namespace, tmp_path, "image-pull-secret-removed", on_the_public_workload),
+        reports,
     )
     assert result.returncode != 0
-    (scenario,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    scenario = scenario_report(reports)
     (fault,) = scenario["faults"]
     assert "the workload's pod template has no imagePullSecrets to remove" in json.dumps(fault)
     apps = client.AppsV1Api(api)

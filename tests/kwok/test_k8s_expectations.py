@@ -30,10 +30,11 @@ from gameday.targets.kubernetes.cluster import as_json
 from gameday.testenv import KwokEnvInfo
 from tests.kwok.scenarios import (
     REPO,
-    gameday,
+    gameday_run,
     ready_pods,
     run_as_the_harness_account,
     scenario_in,
+    scenario_report,
     workload,
 )
 
@@ -227,23 +228,15 @@ def test_bad_image_tag_under_a_short_progress_deadline_is_progress_deadline_exce
     path = tmp_path / "bad-image-tag-deadline.yaml"
     path.write_text(yaml.safe_dump(scenario))
     reports = tmp_path / "reports"
-    result = gameday(
+    result = gameday_run(
         kwok,
-        "run",
-        str(path),
-        "--context",
-        kwok.context,
-        "--prometheus",
-        kwok.prometheus,
-        "--alertmanager",
-        kwok.alertmanager,
-        "--report-dir",
-        str(reports),
-        "--no-live",
+        path,
+        reports,
         kubeconfig=run_as_the_harness_account(api, kwok, namespace, tmp_path),
+        monitoring=True,
     )
     assert result.returncode == 0, result.stderr[-5000:]
-    (report,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    report = scenario_report(reports)
     assert report["outcome"] == "passed", report["reason"]
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for expectation in report["expectations"]:
@@ -311,18 +304,7 @@ def test_a_dry_run_of_every_kubernetes_scenario_names_each_change_and_makes_none
     paths = [scenario_in(namespace, suite, name) for name in names]
     before = _state(api, namespace)
     reports = tmp_path / "reports"
-    result = gameday(
-        kwok,
-        "run",
-        str(suite),
-        "--dry-run",
-        "--context",
-        kwok.context,
-        "--report-dir",
-        str(reports),
-        "--no-live",
-        kubeconfig=harness,
-    )
+    result = gameday_run(kwok, suite, reports, "--dry-run", kubeconfig=harness)
     assert result.returncode == 0, result.stdout + result.stderr
     printed = result.stdout
     assert f"dry run: {len(names)} scenario(s); nothing will be started or changed" in printed

@@ -3,7 +3,6 @@ controllers; the kubelet's OOM kills and restarts simulated by testenv/stages.""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,12 @@ from gameday.testenv import KwokEnvInfo
 from tests.kwok.scenarios import (
     INTERRUPTS,
     deployment_spec,
-    gameday,
+    gameday_run,
     interrupt_mid_fault,
     ready_pods,
     run_as_the_harness,
     run_as_the_harness_account,
+    scenario_report,
     start_run,
     wait_for_fault,
     workload,
@@ -175,20 +175,11 @@ def test_a_misrouted_service_selects_the_ready_pods_and_is_deleted_again(
     nothing sends traffic, so no connection is refused here); it is deleted afterwards."""
     harness = run_as_the_harness_account(api, kwok, namespace, tmp_path)
     reports = tmp_path / "reports"
-    result = gameday(
-        kwok,
-        "run",
-        str(misroute(namespace, tmp_path, duration="5s")),
-        "--context",
-        kwok.context,
-        "--report-dir",
-        str(reports),
-        "--no-live",
-        kubeconfig=harness,
+    result = gameday_run(
+        kwok, misroute(namespace, tmp_path, duration="5s"), reports, kubeconfig=harness
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = json.loads(next(reports.glob("*/report.json")).read_text())
-    (fault,) = report["scenarios"][0]["faults"]
+    (fault,) = scenario_report(reports)["faults"]
     assert fault["details"]["service"] == (
         f"{namespace}/gameday-misrouted (created): port 8000 -> targetPort 8001; the container "
         "listens on 8000"

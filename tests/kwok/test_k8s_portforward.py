@@ -6,7 +6,6 @@ model a request is answered by names the pod it went through."""
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -27,7 +26,13 @@ from gameday.targets.local.processes import free_port
 from gameday.testenv import KwokEnvInfo
 from tests.integration.load.loadtest_support import Simulator
 from tests.kwok.conftest import poll_until
-from tests.kwok.scenarios import gameday, ready_pods, run_as_the_harness_account, workload
+from tests.kwok.scenarios import (
+    gameday_run,
+    ready_pods,
+    run_as_the_harness_account,
+    scenario_report,
+    workload,
+)
 
 pytestmark = pytest.mark.kwok
 
@@ -239,19 +244,14 @@ def test_locust_loads_the_workload_through_the_port_forward(
     scenario = tmp_path / "load-through-a-port-forward.yaml"
     scenario.write_text(LOAD_THROUGH_A_FORWARD.format(namespace=namespace))
     reports = tmp_path / "reports"
-    result = gameday(
+    result = gameday_run(
         kwok,
-        "run",
-        str(scenario),
-        "--context",
-        kwok.context,
-        "--report-dir",
-        str(reports),
-        "--no-live",
+        scenario,
+        reports,
         kubeconfig=run_as_the_harness_account(api, kwok, namespace, tmp_path),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (report,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
+    report = scenario_report(reports)
     assert report["outcome"] == "passed", report["reason"]
     assert "port-forward to service" in report["components"]["server"], report["components"]
     load = [s for s in report["load"] if s["requests"]]
