@@ -43,7 +43,7 @@ from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import NAME_PATTERN, FaultSpec
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreObjectField, json_pointer, set_field
+from gameday.targets.kubernetes.undo import json_pointer, set_field
 
 __all__ = ["DnsBreakage", "DnsBreakageSpec", "dead_dns_config", "with_forward_to"]
 
@@ -169,14 +169,14 @@ class DnsBreakage(Injector[DnsBreakageSpec, KubernetesTarget]):
                 f"({target.spec.max_pods}) allows this fault to touch"
             )
         self.ctx.changes.record(
-            RestoreObjectField(
-                kubeconfig=target.kubeconfig,
-                context=target.context,
+            target.restore_field(
+                "deployments",
+                name,
+                REPLICAS,
+                replicas,
+                0,
+                api_version="apps/v1",
                 namespace=KUBE_SYSTEM,
-                name=name,
-                path=REPLICAS,
-                original=replicas,
-                faulted=0,
             )
         )
         patch = set_field(REPLICAS, replicas, 0)
@@ -198,16 +198,9 @@ class DnsBreakage(Injector[DnsBreakageSpec, KubernetesTarget]):
             raise InjectionError(f"{where} has no {COREFILE} key")
         original = data[COREFILE]
         faulted, upstreams = with_forward_to(original, str(self.spec.resolver))
-        record = RestoreObjectField(
-            kubeconfig=target.kubeconfig,
-            context=target.context,
-            api_version="v1",
-            plural="configmaps",
-            namespace=KUBE_SYSTEM,
-            name=name,
-            path=json_pointer("data", COREFILE),
-            original=original,
-            faulted=faulted,
+        path = json_pointer("data", COREFILE)
+        record = target.restore_field(
+            "configmaps", name, path, original, faulted, namespace=KUBE_SYSTEM
         )
         self.ctx.changes.record(record)
         patch = set_field(record.path, original, faulted)

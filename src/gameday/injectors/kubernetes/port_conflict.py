@@ -39,7 +39,7 @@ from gameday.scenario.model import NAME_PATTERN, FaultSpec
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.objects import MANAGED_BY, labelled
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreObjectField, json_pointer, set_field
+from gameday.targets.kubernetes.undo import json_pointer, set_field
 
 __all__ = ["PortConflict", "PortConflictSpec", "serving_port"]
 
@@ -307,17 +307,7 @@ class PortConflict(Injector[PortConflictSpec, KubernetesTarget]):
         path = json_pointer("spec", "ports", at, "targetPort")
         original = ports[at]["targetPort"]
         self.ctx.changes.record(
-            RestoreObjectField(
-                kubeconfig=target.kubeconfig,
-                context=target.context,
-                api_version="v1",
-                plural="services",
-                namespace=target.namespace,
-                name=self.spec.service,
-                path=path,
-                original=original,
-                faulted=missed,
-            )
+            target.restore_field("services", self.spec.service, path, original, missed)
         )
         core.patch_namespaced_service(
             self.spec.service,

@@ -31,7 +31,6 @@ from gameday.runbooks.model import GrantPermission
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.refusals import as_bearer
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreObjectField
 
 __all__ = ["GrantPermissionRemedy"]
 
@@ -90,16 +89,13 @@ class GrantPermissionRemedy(Remedy[GrantPermission, KubernetesTarget]):
         rule = {"apiGroups": [action.group], "resources": [action.plural], "verbs": [action.verb]}
         granted = [*original, rule]
         self.ctx.changes.record(
-            RestoreObjectField(
-                kubeconfig=target.kubeconfig,
-                context=target.context,
+            target.restore_field(
+                "roles",
+                name,
+                "/rules",
+                original,
+                granted,
                 api_version="rbac.authorization.k8s.io/v1",
-                plural="roles",
-                namespace=target.namespace,
-                name=name,
-                path="/rules",
-                original=original,
-                faulted=granted,
             )
         )
         patch = [

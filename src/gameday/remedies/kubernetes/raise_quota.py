@@ -17,7 +17,7 @@ from gameday.errors import InjectionError
 from gameday.remedies.base import Remedy, remedies
 from gameday.runbooks.model import RaiseQuota
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.kubernetes.undo import RestoreObjectField, json_pointer, set_field
+from gameday.targets.kubernetes.undo import json_pointer, set_field
 
 __all__ = ["RaiseQuotaRemedy"]
 
@@ -71,17 +71,7 @@ class RaiseQuotaRemedy(Remedy[RaiseQuota, KubernetesTarget]):
         raised = self.action.to or str(used + self._one_pod(key))
         path = json_pointer("spec", "hard", key)
         self.ctx.changes.record(
-            RestoreObjectField(
-                kubeconfig=target.kubeconfig,
-                context=target.context,
-                api_version="v1",
-                plural="resourcequotas",
-                namespace=target.namespace,
-                name=quota.metadata.name,
-                path=path,
-                original=original,
-                faulted=raised,
-            )
+            target.restore_field("resourcequotas", quota.metadata.name, path, original, raised)
         )
         patch = set_field(path, original, raised)
         core.patch_namespaced_resource_quota(quota.metadata.name, target.namespace, patch)

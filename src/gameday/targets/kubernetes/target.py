@@ -150,16 +150,37 @@ class KubernetesTarget(Target):
         names = ", ".join(c["name"] for c in containers)
         raise InjectionError(f"no container {wanted!r} in the deployment (it has: {names})")
 
-    def restore_workload_field(self, path: str, original: Any, faulted: Any) -> RestoreObjectField:
-        """The undo record for a field of the workload's Deployment a change sets."""
+    def restore_field(
+        self,
+        plural: str,
+        name: str,
+        path: str,
+        original: Any,
+        faulted: Any,
+        *,
+        api_version: str = "v1",
+        namespace: str | None = None,
+    ) -> RestoreObjectField:
+        """The undo record for a field of an object a change sets (in the target's
+        namespace unless another is named): ``("services", name, "/spec/ports/0/targetPort",
+        ...)``."""
         return RestoreObjectField(
             kubeconfig=self.kubeconfig,
             context=self.context,
-            namespace=self.namespace,
-            name=self.spec.workload.deployment,
+            api_version=api_version,
+            plural=plural,
+            namespace=namespace or self.namespace,
+            name=name,
             path=path,
             original=original,
             faulted=faulted,
+        )
+
+    def restore_workload_field(self, path: str, original: Any, faulted: Any) -> RestoreObjectField:
+        """The undo record for a field of the workload's Deployment a change sets."""
+        workload = self.spec.workload.deployment
+        return self.restore_field(
+            "deployments", workload, path, original, faulted, api_version="apps/v1"
         )
 
     def delete_created(
