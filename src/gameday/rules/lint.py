@@ -294,7 +294,10 @@ KNOWN_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
     # prometheus-fastapi-instrumentator, as vLLM configures it: status codes grouped.
     ("http_requests_total", "status"): _STATUS_CLASSES,
     ("http_request_duration_seconds_bucket", "status"): _STATUS_CLASSES,
-    ("vllm:request_success_total", "finished_reason"): frozenset({"stop", "length", "abort"}),
+    # vLLM's FinishReason; 0.32 exposes all five from the start, older releases on first use.
+    ("vllm:request_success_total", "finished_reason"): frozenset(
+        {"stop", "length", "abort", "error", "repetition"}
+    ),
     # kube-state-metrics: reasons and phases appear when a pod gets there.
     ("kube_pod_container_status_waiting_reason", "reason"): _WAITING_REASONS,
     ("kube_pod_container_status_last_terminated_reason", "reason"): _TERMINATED_REASONS,

@@ -1,4 +1,12 @@
-"""The OpenAI-compatible HTTP API, shaped like vLLM's.
+"""The OpenAI-compatible HTTP API, shaped like vLLM 0.32's.
+
+Every response has vLLM 0.32.0's keys, in its order, with its types (tested against
+responses recorded from it, tests/data/vllm/0.32.0/): the chat and completion bodies with
+vLLM's extra fields (``stop_reason``, ``token_ids``, ``kv_transfer_params``,
+``system_fingerprint``, ...), the streamed chunks (a role chunk, content chunks, the finish
+chunk, the usage chunk with ``stream_options.include_usage``, ``data: [DONE]``), the model
+card with its permission, and the error bodies with vLLM's wording, file paths replaced by
+``<path>`` as vLLM's ``sanitize_message`` does.
 
 Served by the simulator's own HTTP server (:mod:`gameday.sim.protocol`), which hands each
 handler a parsed request. The simulator must never be the bottleneck of a game day, so an
@@ -10,13 +18,14 @@ tokens in one chunk (one socket write per stream per step).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from gameday import __version__
 from gameday.sim.logs import logger
 from gameday.sim.metrics import EXCLUDED_HANDLERS
 from gameday.sim.protocol import Request, Router
@@ -30,7 +39,7 @@ from gameday.sim.tokens import (
     token_json,
 )
 
-__all__ = ["SimApi"]
+__all__ = ["SimApi", "sanitize_message"]
 
 # Inference answers (served in front of FastAPI before) name the type first; the other
 # endpoints' headers are in Starlette's order.
@@ -42,19 +51,58 @@ _DONE = b"data: [DONE]\n\n"
 _ERROR_LOG_INTERVAL = 1.0
 _ERROR_LOG_MEMORY = 1024
 
+# vLLM 0.32's ChatCompletionResponse and CompletionResponse, every field as it dumps them
+# (an empty tool_calls list is left out of the message).
+_USAGE = (
+    b'"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d,'
+    b'"prompt_tokens_details":null,"completion_tokens_details":null}'
+)
 _CHAT_BODY = (
     b'{"id":"%b","object":"chat.completion","created":%d,"model":%b,"choices":[{"index":0,'
-    b'"message":{"role":"assistant","content":%b,"reasoning_content":null,"tool_calls":[]},'
-    b'"logprobs":null,"finish_reason":"%b","stop_reason":null}],"usage":{"prompt_tokens":%d,'
-    b'"total_tokens":%d,"completion_tokens":%d,"prompt_tokens_details":null},'
-    b'"prompt_logprobs":null}'
+    b'"message":{"role":"assistant","content":%b,"refusal":null,"annotations":null,'
+    b'"audio":null,"function_call":null,"reasoning":null},"logprobs":null,'
+    b'"finish_reason":"%b","stop_reason":null,"token_ids":null,"routed_experts":null}],'
+    b'"service_tier":null,"system_fingerprint":"%b",' + _USAGE + b',"prompt_logprobs":null,'
+    b'"prompt_token_ids":null,"prompt_text":null,"kv_transfer_params":null,'
+    b'"ec_transfer_params":null,"metrics":null}'
 )
 _COMPLETION_BODY = (
     b'{"id":"%b","object":"text_completion","created":%d,"model":%b,"choices":[{"index":0,'
-    b'"text":%b,"logprobs":null,"finish_reason":"%b","stop_reason":null,'
-    b'"prompt_logprobs":null}],"usage":{"prompt_tokens":%d,"total_tokens":%d,'
-    b'"completion_tokens":%d,"prompt_tokens_details":null},"prompt_logprobs":null}'
+    b'"text":%b,"logprobs":null,"finish_reason":"%b","stop_reason":null,"token_ids":null,'
+    b'"prompt_logprobs":null,"prompt_token_ids":null,"routed_experts":null}],'
+    b'"service_tier":null,"system_fingerprint":"%b",' + _USAGE + b',"kv_transfer_params":null,'
+    b'"ec_transfer_params":null,"metrics":null}'
 )
+# Streamed chunks are dumped with exclude_unset: only the fields vLLM sets, per chunk kind.
+_CHAT_ROLE_CHOICE = (
+    b',"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,'
+    b'"finish_reason":null}],"prompt_token_ids":null,"prompt_text":null}\n\n'
+)
+_CHAT_OPEN_TAIL = b'},"logprobs":null,"finish_reason":null,"token_ids":null}]}\n\n'
+_CHAT_FINISH_TAIL = b'},"logprobs":null,"finish_reason":"%b","stop_reason":null,"token_ids":null}]'
+_TEXT_OPEN_TAIL = (
+    b',"logprobs":null,"finish_reason":null,"stop_reason":null,"prompt_token_ids":null,'
+    b'"token_ids":null}]}\n\n'
+)
+_TEXT_FINISH_TAIL = (
+    b',"logprobs":null,"finish_reason":"%b","stop_reason":null,"prompt_token_ids":null,'
+    b'"token_ids":null}]'
+)
+# vLLM's sanitize_message (vllm/entrypoints/serve/exception_handling/utils.py): error
+# messages name no file path, memory address or traceback.
+_SANITIZE = (
+    (re.compile(r" at 0x[0-9a-fA-F]+>"), ">"),
+    (re.compile(r'\n?\s*File "[^"]+", line \d+, in \S+(\n\s+.*)?'), ""),
+    (re.compile(r"/(?:home|usr|opt|var|tmp|root|lib|mnt|srv)(?:/[\w.\-]+)+"), "<path>"),
+    (re.compile(r"(?:/[\w\-]+)+/[\w\-]+\.\w+"), "<path>"),
+)
+
+
+def sanitize_message(message: str) -> str:
+    """``message`` as vLLM's error bodies show it: paths as ``<path>``, no addresses."""
+    for pattern, replacement in _SANITIZE:
+        message = pattern.sub(replacement, message)
+    return message.strip()
 
 
 def _dumps(obj: Any) -> bytes:
@@ -67,13 +115,18 @@ class _BadRequest(Exception):
         self.param = param
 
 
-def _int_param(payload: dict[str, Any], name: str, minimum: int) -> int | None:
+def _validation_error(message: str, parameter: str, value: object) -> _BadRequest:
+    """vLLM's VLLMValidationError as its 400 body words it: ``message (parameter=, value=)``."""
+    return _BadRequest(f"{message} (parameter={parameter}, value={value})", parameter)
+
+
+def _int_param(payload: dict[str, Any], name: str, minimum: int | None = None) -> int | None:
     value = payload.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise _BadRequest(f"{name} must be an integer, got {value!r}.", name)
-    if value < minimum:
+    if minimum is not None and value < minimum:
         raise _BadRequest(f"{name} must be at least {minimum}, got {value}.", name)
     return value
 
@@ -122,6 +175,7 @@ class SimApi:
         self.rt = runtime
         self.log_error = _ErrorLog()
         self._model_json = (b"", b"")
+        self._fingerprint = b""
         router = Router(uncounted=EXCLUDED_HANDLERS)
         # Inference was served in front of FastAPI: other methods get 404, not 405.
         router.add("/v1/chat/completions", ["POST"], self.chat, lean=True)
@@ -136,6 +190,7 @@ class SimApi:
 
     def error_body(self, status: int, err_type: str, message: str, param: str | None) -> bytes:
         self.log_error(status, message)
+        message = sanitize_message(message)
         return _dumps(
             {"error": {"message": message, "type": err_type, "param": param, "code": status}}
         )
@@ -161,6 +216,23 @@ class SimApi:
             self._model_json = (name.encode(), cached)
         return cached
 
+    @property
+    def fingerprint(self) -> bytes:
+        """``system_fingerprint``: ``vllm-<version>-<hash8>``, as vLLM's default "full" mode
+        without parallelism spells it; the hash is of the served model and the settings
+        (not where it listens), as vLLM's is of its config. Made once the model is known."""
+        if not self._fingerprint:
+            rt = self.rt
+            settings = {k: v for k, v in rt.opts.non_default().items() if k not in ("host", "port")}
+            config = json.dumps(
+                {"model": rt.model_name, "max_model_len": rt.max_model_len, **settings},
+                sort_keys=True,
+                default=str,
+            )
+            digest = hashlib.sha256(config.encode()).hexdigest()[:8]
+            self._fingerprint = f"vllm-{rt.opts.vllm_version_text}-{digest}".encode()
+        return self._fingerprint
+
     # -- simple endpoints --------------------------------------------------------
 
     def health(self, req: Request) -> None:
@@ -177,7 +249,9 @@ class SimApi:
         req.respond(200, headers, body)
 
     def version(self, req: Request) -> None:
-        body = _dumps({"version": f"{__version__}+gameday.sim"})
+        # The vLLM release the simulator follows, marked as the simulator's with a local
+        # version label (PEP 440: compares as that release).
+        body = _dumps({"version": f"{self.rt.opts.vllm_version_text}+gameday.sim"})
         req.respond(200, _STARLETTE_JSON_HEADERS % len(body), body)
 
     def models(self, req: Request) -> None:
@@ -186,16 +260,32 @@ class SimApi:
         if problem is not None:
             self.send_error(req, *problem, headers=_STARLETTE_JSON_HEADERS)
             return
-        root = str(rt.model.path) if rt.model is not None and rt.model.path else rt.model_name
+        # vLLM builds the card for each request (created: now) from the model argument.
+        now = int(time.time())
         card = {
             "id": rt.model_name,
             "object": "model",
-            "created": rt.created,
+            "created": now,
             "owned_by": "sglang" if rt.opts.flavor == "sglang" else "vllm",
-            "root": root,
+            "root": rt.model.name if rt.model is not None else rt.model_name,
             "parent": None,
             "max_model_len": rt.max_model_len,
-            "permission": [],
+            "permission": [
+                {
+                    "id": f"modelperm-{random.getrandbits(64):016x}",
+                    "object": "model_permission",
+                    "created": now,
+                    "allow_create_engine": False,
+                    "allow_sampling": True,
+                    "allow_logprobs": True,
+                    "allow_search_indices": False,
+                    "allow_view": True,
+                    "allow_fine_tuning": False,
+                    "organization": "*",
+                    "group": None,
+                    "is_blocking": False,
+                }
+            ],
         }
         body = _dumps({"object": "list", "data": [card]})
         req.respond(200, _STARLETTE_JSON_HEADERS % len(body), body)
@@ -232,7 +322,11 @@ class SimApi:
         model = payload.get("model") or rt.model_name
         if model != rt.model_name:
             self.send_error(
-                req, 404, "NotFoundError", f"The model `{model}` does not exist.", "model"
+                req,
+                404,
+                "NotFoundError",
+                f"The model `{model}` does not exist. Valid aliases: {rt.model_name}.",
+                "model",
             )
             return
         try:
@@ -242,8 +336,8 @@ class SimApi:
             return
 
         seq = Sequence(
-            # vLLM's ids are random too; getrandbits avoids uuid4's syscall.
-            request_id=f"{'chatcmpl' if chat else 'cmpl'}-{random.getrandbits(128):032x}",
+            # vLLM's ids are 16 random hex digits too; getrandbits avoids a syscall.
+            request_id=f"{'chatcmpl' if chat else 'cmpl'}-{random.getrandbits(64):016x}",
             prompt_tokens=job.prompt_tokens,
             max_tokens=job.max_tokens,
             stop_at=job.stop_at,
@@ -254,6 +348,10 @@ class SimApi:
         answer.start()
 
     def _parse(self, payload: dict[str, Any], *, chat: bool, model: bytes) -> _Job:
+        """Validate a request in vLLM 0.32's order and with its 400 texts
+        (vllm/renderers/params.py, vllm/entrypoints/serve/utils/api_utils.py)."""
+        # vLLM tokenizes text at most to max_model_len + 1 tokens ("at least" that many).
+        truncated = True
         if chat:
             messages = payload.get("messages")
             if not isinstance(messages, list) or not messages:
@@ -262,9 +360,10 @@ class SimApi:
                 prompt_tokens, seed_text = count_chat_tokens(messages)
             except ValueError as exc:
                 raise _BadRequest(str(exc), "messages") from None
-            max_tokens = _int_param(payload, "max_completion_tokens", 1) or _int_param(
-                payload, "max_tokens", 1
-            )
+            requested = _int_param(payload, "max_completion_tokens")
+            param = "max_completion_tokens"
+            if requested is None:
+                requested, param = _int_param(payload, "max_tokens"), "max_tokens"
         else:
             prompt = payload.get("prompt")
             if isinstance(prompt, list) and len(prompt) == 1:
@@ -273,34 +372,46 @@ class SimApi:
                 prompt_tokens, seed_text = count_prompt_tokens(prompt), prompt
             elif isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
                 prompt_tokens, seed_text = len(prompt), " ".join(map(str, prompt))
+                truncated = False
             else:
                 raise _BadRequest(
                     "prompt must be a string, a list with one string, or a list of token ids.",
                     "prompt",
                 )
+            param = "max_tokens"
             # OpenAI's (and vLLM's) default for completions.
-            max_tokens = _int_param(payload, "max_tokens", 1) or 16
+            requested = _int_param(payload, "max_tokens")
+            if "max_tokens" not in payload:
+                requested = 16
         n = _int_param(payload, "n", 1)
         if n is not None and n > 1:
             raise _BadRequest("The simulator serves n=1 only.", "n")
         min_tokens = _int_param(payload, "min_tokens", 0) or 0
 
         limit = self.rt.max_model_len
-        if prompt_tokens >= limit:
-            raise _BadRequest(
-                f"This model's maximum context length is {limit} tokens. However, your request "
-                f"has {prompt_tokens} input tokens. Please reduce the length of the input "
-                "messages.",
-                "input_tokens",
+        if requested is not None and requested > limit:
+            raise _validation_error(
+                f"{param}={requested} cannot be greater than max_model_len={limit}. "
+                "Please request fewer output tokens.",
+                param,
+                requested,
             )
-        if max_tokens is None:
-            max_tokens = limit - prompt_tokens
-        elif prompt_tokens + max_tokens > limit:
-            raise _BadRequest(
-                f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This "
-                f"model's maximum context length is {limit} tokens and your request has "
-                f"{prompt_tokens} input tokens ({max_tokens} > {limit} - {prompt_tokens}).",
-                "max_tokens",
+        if prompt_tokens > limit:
+            counted = min(prompt_tokens, limit + 1) if truncated else prompt_tokens
+            qualifier = "at least " if counted == limit + 1 else ""
+            raise _validation_error(
+                f"This model's maximum context length is {limit} tokens. However, your prompt "
+                f"contains {qualifier}{counted} input tokens, which exceeds this limit even "
+                "without any output tokens. Please reduce the length of the input prompt.",
+                "input_tokens",
+                counted,
+            )
+        # What does not fit next to the prompt is cut off (finish_reason "length").
+        room = limit - prompt_tokens
+        max_tokens = room if requested is None else min(requested, room)
+        if max_tokens < 1:
+            raise _validation_error(
+                f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens", max_tokens
             )
         seed = prompt_seed(seed_text)
         stop_at = max_tokens if payload.get("ignore_eos") else natural_length(seed)
@@ -390,6 +501,7 @@ class _Completion(_Answer):
                 job.model,
                 token_json(job.seed, 0, n),
                 (seq.finish_reason or "stop").encode(),
+                self.api.fingerprint,
                 p,
                 p + n,
                 n,
@@ -401,7 +513,12 @@ class _Completion(_Answer):
 
 
 class _Stream(_Answer):
-    """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``.
+    """Server-sent events in vLLM's chunk format, ending with ``data: [DONE]``.
+
+    Chat: a chunk with the role and empty content, content chunks, the finish chunk (the
+    last tokens, ``finish_reason`` and ``stop_reason``); completions: text chunks and the
+    finish chunk. Then, with ``stream_options.include_usage``, a chunk with no choices
+    and the usage; ``system_fingerprint`` rides on the last of them.
 
     The engine calls :meth:`on_progress` after each step it flushes streams in, and the
     new tokens are written there and then, as one chunk. A client that reads slower than
@@ -429,9 +546,7 @@ class _Stream(_Answer):
             + b',"choices":[{"index":0,'
             + (b'"delta":{"content":' if job.chat else b'"text":')
         )
-        self._open_tail = (
-            b"}," if job.chat else b","
-        ) + b'"logprobs":null,"finish_reason":null}]}\n\n'
+        self._open_tail = _CHAT_OPEN_TAIL if job.chat else _TEXT_OPEN_TAIL
         self._size = len(self._prefix) + len(self._open_tail)
 
     def start(self) -> None:
@@ -441,12 +556,7 @@ class _Stream(_Answer):
         req.on_disconnect = self.on_disconnect
         req.on_writable = self.on_writable
         engine.add(seq)
-        role = b""
-        if self.job.chat:
-            role = (
-                b"data: " + self._head + b',"choices":[{"index":0,"delta":{"role":"assistant",'
-                b'"content":""},"logprobs":null,"finish_reason":null}]}\n\n'
-            )
+        role = b"data: " + self._head + _CHAT_ROLE_CHOICE if self.job.chat else b""
         req.start_stream(200, _SSE_HEADERS, role)
         seq.listener = self.on_progress
 
@@ -484,20 +594,17 @@ class _Stream(_Answer):
         """The final chunk (with the finish reason), usage if asked for, and [DONE], framed."""
         seq, job = self.seq, self.job
         reason = (seq.finish_reason or "stop").encode()
-        body = (
-            self._prefix
-            + text
-            + (b"}," if job.chat else b",")
-            + b'"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n' % reason
-        )
+        fingerprint = b',"system_fingerprint":"%b"' % self.api.fingerprint
+        tail = _CHAT_FINISH_TAIL if job.chat else _TEXT_FINISH_TAIL
+        body = self._prefix + text + tail % reason
         if job.include_usage:
             n = seq.output_tokens
             p = job.prompt_tokens
             body += (
-                b"data: "
-                + self._head
-                + b',"choices":[],"usage":{"prompt_tokens":%d,"total_tokens":%d,'
-                b'"completion_tokens":%d}}\n\n' % (p, p + n, n)
+                b'}\n\ndata: %b,"choices":[],"usage":{"prompt_tokens":%d,"total_tokens":%d,'
+                b'"completion_tokens":%d}%b}\n\n' % (self._head, p, p + n, n, fingerprint)
             )
+        else:
+            body += fingerprint + b"}\n\n"
         body += _DONE
         return b"%x\r\n%b\r\n" % (len(body), body)

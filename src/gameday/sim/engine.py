@@ -174,7 +174,7 @@ class Engine:
             elapsed = now - last_time
             prompt_tput = (metrics.prompt_tokens - last_prompt) / elapsed
             gen_tput = (metrics.generation_tokens - last_gen) / elapsed
-            metrics.gen_throughput = gen_tput
+            metrics.prompt_throughput, metrics.gen_throughput = prompt_tput, gen_tput
             last_prompt, last_gen, last_time = metrics.prompt_tokens, metrics.generation_tokens, now
             active = bool(prompt_tput or gen_tput or scheduler.has_work)
             # Like vLLM, stay quiet on an idle server (but report the step back to idle).

@@ -6,9 +6,29 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Flavor", "SimOptions", "Upstream", "parse_upstream"]
+__all__ = [
+    "VLLM_VERSION",
+    "Flavor",
+    "SimOptions",
+    "Upstream",
+    "parse_upstream",
+    "parse_vllm_version",
+]
 
 Flavor = Literal["vllm", "sglang"]
+
+VLLM_VERSION = "0.32.0"
+"""The vLLM release whose HTTP surface (/metrics, /version, response shapes) the simulator
+follows, tested against fixtures recorded from it (tests/data/vllm/)."""
+
+
+def parse_vllm_version(text: str) -> tuple[int, int, int]:
+    """``"0.6"`` -> (0, 6, 0); ``"0.32.0"`` -> (0, 32, 0); anything else: ValueError."""
+    parts = text.strip().split(".")
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"--vllm-version must look like 0.32 or 0.32.0, not {text!r}")
+    nums = [int(p) for p in parts] + [0] * (3 - len(parts))
+    return nums[0], nums[1], nums[2]
 
 
 @dataclass(frozen=True)
@@ -56,10 +76,20 @@ class SimOptions:
     prefill_ms_per_token: float = 0.1
     decode_ms_per_token: float = 15.0
     flavor: Flavor = "vllm"
+    vllm_version: str = VLLM_VERSION
+    """The vLLM release to impersonate: /version, system_fingerprint, and the metric names
+    older releases exposed that 0.32 dropped (added for a release older than the one that
+    dropped them; see :data:`gameday.sim.metrics.OLD_VLLM_METRICS`)."""
     deprecated_metrics: bool = False
+    """Expose every one of those older names, whatever ``vllm_version`` says (the flag
+    predates ``--vllm-version``; it stays for the commands and scenarios that use it)."""
     upstream: Upstream | None = None
     upstream_check_interval: float = 5.0
     gpu_memory_utilization: float | None = None
+    trust_remote_code: bool = False
+    lora_modules: tuple[tuple[str, str], ...] = ()
+    """``--lora-modules name=path``, loaded (checked) at start-up as vLLM loads static
+    adapters; only with ``--enable-lora``."""
     cpu_kv_cache_bytes: int = 64 * 2**20
     load_bandwidth: int = 200 * 2**20
 
@@ -83,6 +113,10 @@ class SimOptions:
                 yield f"--{name.replace('_', '-')} must not be negative"
         if self.flavor not in ("vllm", "sglang"):
             yield f"--flavor must be vllm or sglang, not {self.flavor!r}"
+        try:
+            parse_vllm_version(self.vllm_version)
+        except ValueError as exc:
+            yield str(exc)
         if self.upstream_check_interval <= 0:
             yield "--upstream-check-interval must be positive"
         util = self.gpu_memory_utilization
@@ -92,6 +126,16 @@ class SimOptions:
             yield "--cpu-kv-cache-bytes must be positive"
         if self.load_bandwidth < 1:
             yield "--load-bandwidth must be positive"
+
+    @property
+    def vllm_release(self) -> tuple[int, int, int]:
+        """``vllm_version`` as numbers."""
+        return parse_vllm_version(self.vllm_version)
+
+    @property
+    def vllm_version_text(self) -> str:
+        """``vllm_version`` in full, as vLLM's /version says it (``0.6`` -> ``0.6.0``)."""
+        return ".".join(map(str, self.vllm_release))
 
     def non_default(self) -> dict[str, Any]:
         """The settings that differ from the defaults, as vLLM logs its ``non-default args``."""

@@ -24,7 +24,8 @@ What clients see is what uvicorn (vLLM's server) shows them:
 Routing follows Starlette's (FastAPI's) rules where the simulator used FastAPI before:
 404 ``{"detail":"Not Found"}``, 405 with ``Allow``, HEAD for every GET route, and a 307 to
 the path without (or with) its trailing slash. Every response a handler gives is counted
-in ``http_requests_total`` by :class:`~gameday.sim.metrics.HttpStats`.
+in ``http_requests_total`` (and the instrumentator's size and latency families) by
+:class:`~gameday.sim.metrics.HttpStats`.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class Request:
         "on_writable",
         "path",
         "query",
+        "response_bytes",
         "started",
         "status",
     )
@@ -136,6 +138,8 @@ class Request:
         self.label: str | None = None
         # Set once the status line is written (0 before).
         self.status = 0
+        # The body's length, as a whole response's content-length says it (0 for a stream).
+        self.response_bytes = 0
         self.done = False
         # Called if the client goes while the request is being answered.
         self.on_disconnect: Callable[[], None] | None = None
@@ -160,6 +164,7 @@ class Request:
     def respond(self, status: int, headers: bytes, body: bytes = b"") -> None:
         """The whole response; ``headers`` are complete lines, ``content-length`` included."""
         conn = self.conn
+        self.response_bytes = len(body)
         if not conn.closed:
             head = self._head(status, headers)
             if self.method == "HEAD":
@@ -216,7 +221,12 @@ class Request:
         label = self.label
         if label is not None:
             conn.server.stats.observe(
-                label, self.method, status, time.perf_counter() - self.started
+                label,
+                self.method,
+                status,
+                time.perf_counter() - self.started,
+                len(self.body),
+                self.response_bytes,
             )
         conn.finished(self)
 

@@ -64,6 +64,7 @@ def test_chat_completion_shape(sim: Sim) -> None:
         "completion_tokens": 5,
         "total_tokens": 10,
         "prompt_tokens_details": None,
+        "completion_tokens_details": None,
     }
     # Same prompt, same answer.
     assert sim.chat("tell me about game days", max_tokens=5).json()["choices"] == [choice]
@@ -123,7 +124,7 @@ def test_unknown_model_is_vllms_404(sim: Sim) -> None:
     assert r.status_code == 404
     assert r.json() == {
         "error": {
-            "message": "The model `gpt-5` does not exist.",
+            "message": "The model `gpt-5` does not exist. Valid aliases: gameday-sim-tiny.",
             "type": "NotFoundError",
             "param": "model",
             "code": 404,
@@ -132,23 +133,39 @@ def test_unknown_model_is_vllms_404(sim: Sim) -> None:
 
 
 def test_too_long_requests_get_vllms_400(start_sim: StartSim) -> None:
+    """vLLM 0.32's checks: max_tokens beyond max_model_len, a prompt beyond it (counted
+    up to max_model_len + 1 tokens); what does not fit beside the prompt is cut off."""
     sim = start_sim(*FAST, "--max-model-len", "64")
     r = sim.chat("word " * 70)
     assert r.status_code == 400
-    assert r.json()["error"]["message"] == (
-        "This model's maximum context length is 64 tokens. However, your request has 70 "
-        "input tokens. Please reduce the length of the input messages."
-    )
-    r = sim.chat("word " * 10, max_tokens=60)
+    assert r.json()["error"] == {
+        "message": "This model's maximum context length is 64 tokens. However, your prompt "
+        "contains at least 65 input tokens, which exceeds this limit even without any output "
+        "tokens. Please reduce the length of the input prompt. (parameter=input_tokens, "
+        "value=65)",
+        "type": "BadRequestError",
+        "param": "input_tokens",
+        "code": 400,
+    }
+    r = sim.chat("word " * 10, max_tokens=65)
     assert r.status_code == 400
     assert r.json()["error"] == {
-        "message": "'max_tokens' or 'max_completion_tokens' is too large: 60. This model's "
-        "maximum context length is 64 tokens and your request has 10 input tokens "
-        "(60 > 64 - 10).",
+        "message": "max_tokens=65 cannot be greater than max_model_len=64. Please request "
+        "fewer output tokens. (parameter=max_tokens, value=65)",
         "type": "BadRequestError",
         "param": "max_tokens",
         "code": 400,
     }
+    r = sim.chat("word " * 10, max_completion_tokens=100)
+    assert r.json()["error"]["param"] == "max_completion_tokens"
+    r = sim.chat("word " * 10, max_tokens=60, ignore_eos=True)
+    assert r.status_code == 200
+    assert r.json()["usage"]["completion_tokens"] == 64 - 10
+    assert r.json()["choices"][0]["finish_reason"] == "length"
+    r = sim.chat("word " * 64)
+    assert r.json()["error"]["message"] == (
+        "max_tokens must be at least 1, got 0. (parameter=max_tokens, value=0)"
+    )
 
 
 def test_malformed_requests_are_400(sim: Sim) -> None:
@@ -158,6 +175,7 @@ def test_malformed_requests_are_400(sim: Sim) -> None:
 
 
 def test_metrics_have_vllms_names_types_and_labels(sim: Sim) -> None:
+    """A few families by hand (test_vllm_conformance compares all of them with vLLM's)."""
     sim.chat(max_tokens=4)
     sim.chat(max_tokens=4, stream=True)
     sim.chat(model="unknown")

@@ -6,7 +6,13 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gameday.sim.metrics import VLLM_TTFT_BUCKETS, Histogram, HttpStats, Metrics
+from gameday.sim.metrics import (
+    OLD_VLLM_METRICS,
+    VLLM_TTFT_BUCKETS,
+    Histogram,
+    HttpStats,
+    Metrics,
+)
 from gameday.sim.scheduler import Scheduler, Sequence
 
 
@@ -15,8 +21,15 @@ def families(m: Metrics) -> dict[str, object]:
     return {f.name: f for f in text_string_to_metric_families(text)}
 
 
-def engine_metrics(flavor: str = "vllm", deprecated: bool = False) -> Metrics:
-    m = Metrics(flavor=flavor, deprecated=deprecated, model_name="tiny")  # type: ignore[arg-type]
+def engine_metrics(
+    flavor: str = "vllm", deprecated: bool = False, vllm_version: str = "0.32.0"
+) -> Metrics:
+    m = Metrics(
+        flavor=flavor,  # type: ignore[arg-type]
+        deprecated=deprecated,
+        model_name="tiny",
+        vllm_version=vllm_version,
+    )
     m.set_max_model_len(4096)
     s = Scheduler(max_num_seqs=4, num_blocks=64, block_size=16, max_num_batched_tokens=8192)
     m.scheduler = s
@@ -71,6 +84,60 @@ def test_deprecated_metrics_on_request() -> None:
     assert fams["vllm:time_per_output_token_seconds"].type == "histogram"  # type: ignore[attr-defined]
 
 
+def test_older_names_come_with_an_older_vllm_version() -> None:
+    def old(**kwargs: object) -> set[str]:
+        return set(families(engine_metrics(**kwargs))) & OLD_VLLM_METRICS.keys()  # type: ignore[arg-type]
+
+    assert old() == set()
+    assert old(vllm_version="0.11.2") == {"vllm:time_per_output_token_seconds"}
+    assert old(vllm_version="0.10") == {
+        "vllm:gpu_cache_usage_perc",
+        "vllm:gpu_prefix_cache_queries",
+        "vllm:gpu_prefix_cache_hits",
+        "vllm:time_per_output_token_seconds",
+    }
+    assert old(vllm_version="0.6") == old(deprecated=True) == set(OLD_VLLM_METRICS)
+    fams = families(engine_metrics(vllm_version="0.6"))
+    (swapped,) = fams["vllm:num_requests_swapped"].samples  # type: ignore[attr-defined]
+    assert swapped.labels == {"model_name": "tiny"}  # V0's: no engine label
+    assert "vllm:kv_cache_usage_perc" in fams  # 0.32's families stay
+
+
+def test_request_phases_as_vllm_measures_them() -> None:
+    """One request, 10 prompt tokens, 3 generated, 20 ms steps from t=0: queued 0,
+    prefill 20 ms, decode 40 ms (two inter-token gaps), 20 ms per output token."""
+    samples = {s.name: s.value for f in families(engine_metrics()).values()
+               for s in f.samples if not s.labels.get("le")}  # type: ignore[attr-defined]  # fmt: skip
+    for name, value in {
+        "vllm:e2e_request_latency_seconds_sum": 0.06,
+        "vllm:request_queue_time_seconds_sum": 0.0,
+        "vllm:request_prefill_time_seconds_sum": 0.02,
+        "vllm:request_decode_time_seconds_sum": 0.04,
+        "vllm:request_inference_time_seconds_sum": 0.06,
+        "vllm:request_time_per_output_token_seconds_sum": 0.02,
+        "vllm:iteration_tokens_total_count": 3,
+        "vllm:iteration_tokens_total_sum": 13,  # 10 + 1, then 1 and 1
+        "vllm:request_prompt_tokens_sum": 10,
+        "vllm:request_prefill_kv_computed_tokens_sum": 10,
+        "vllm:request_generation_tokens_sum": 3,
+        "vllm:request_max_num_generation_tokens_sum": 3,
+        "vllm:request_params_max_tokens_sum": 3,
+        "vllm:request_params_n_sum": 1,
+        "vllm:request_num_preemptions_sum": 0,
+        "vllm:prefix_cache_queries_total": 10,
+        "vllm:prefix_cache_hits_total": 0,
+    }.items():
+        assert samples[name] == pytest.approx(value), name
+
+
+def test_counters_and_histograms_have_created_series() -> None:
+    m = engine_metrics()
+    fams = families(m)
+    for name in ("vllm:prompt_tokens_created", "vllm:e2e_request_latency_seconds_created"):
+        (sample,) = fams[name].samples  # type: ignore[attr-defined]
+        assert sample.value == m.created
+
+
 def test_sglang_flavor_names() -> None:
     fams = families(engine_metrics("sglang"))
     for name, typ in {
@@ -114,3 +181,13 @@ def test_http_stats_group_statuses_by_class() -> None:
         ("/v1/completions", "POST", "5xx"): 1,
     }
     assert stats.durations[("/v1/completions", "POST")].counts == [0, 5, 0, 0]
+    assert stats.highr.counts[5] == 5  # 0.2 s: in (0.1, 0.25]
+    assert set(stats.requests_created) == set(stats.requests)
+
+
+def test_http_stats_sum_request_and_response_sizes_by_handler() -> None:
+    stats = HttpStats()
+    stats.observe("/v1/completions", "POST", 200, 0.01, 70, 580)
+    stats.observe("/v1/completions", "POST", 200, 0.01, 72, 0)  # a stream: no length
+    sizes = stats.request_sizes["/v1/completions"], stats.response_sizes["/v1/completions"]
+    assert [(s.count, s.total) for s in sizes] == [(2, 142), (2, 580)]

@@ -19,12 +19,19 @@ from gameday.sim.upstream import UpstreamMonitor
         ({"kv_cache_tokens": 0}, "--kv-cache-tokens must be at least 1"),
         ({"decode_ms_per_token": -1}, "--decode-ms-per-token must not be negative"),
         ({"flavor": "tgi"}, "--flavor must be vllm or sglang"),
+        ({"vllm_version": "latest"}, "--vllm-version must look like 0.32 or 0.32.0"),
         ({"gpu_memory_utilization": 1.5}, "--gpu-memory-utilization must be in (0, 1]"),
     ],
 )
 def test_bad_settings_say_which_flag(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         SimOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_vllm_version_in_full() -> None:
+    assert SimOptions().vllm_version_text == "0.32.0"
+    assert SimOptions(vllm_version="0.6").vllm_release == (0, 6, 0)
+    assert SimOptions(vllm_version="0.6").vllm_version_text == "0.6.0"
 
 
 def test_non_default_lists_what_was_changed() -> None:
