@@ -1,8 +1,9 @@
 """model-missing, model-corrupt and load-spike: parameters, describe(), and their changes.
 
-The model faults are exercised on real model directories (``gameday sim make-model``'s
-writer) and checked with the simulator's own loader, which reads and checksums every
-byte: the damage must fail it with the documented error, the revert must pass it again.
+The model faults are exercised on real model directories (the tiny Llama of ``gameday
+model make-tiny``) and checked with the simulator's own loader, which reads them as vLLM
+0.32 does: the damage must fail it with vLLM's error (or, for flipped bytes, go unnoticed
+as in vLLM), the revert must pass it again, byte for byte.
 The server's supervisor is a stand-in that counts restarts; the scenarios run the real
 one (tests/e2e/test_model_and_load_scenarios.py).
 """
@@ -10,8 +11,8 @@ one (tests/e2e/test_model_and_load_scenarios.py).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from safetensors import SafetensorError
 
 from gameday.engine.changes import ChangeSet
 from gameday.engine.events import EventBus
@@ -32,20 +34,13 @@ from gameday.injectors.local.model_missing import ModelMissing, ModelMissingSpec
 from gameday.load import LoadConfig, LoadDriver
 from gameday.plugins import catalog, load_builtins
 from gameday.scenario.loader import parse_scenario
-from gameday.sim.model import (
-    SafetensorError,
-    WeightChecksumError,
-    load_weights,
-    read_model_dir,
-    write_model_dir,
-)
+from gameday.sim.model import load_weights, read_model_dir
 from gameday.targets.base import TargetContext
 from gameday.targets.local.spec import LocalTargetSpec
 from gameday.targets.local.target import LocalTarget
+from tests.support.models import SHARD_1, SHARD_2, tiny_model
 
 RUN_ID = "run-unit"
-SHARD_1 = "model-00001-of-00002.safetensors"
-SHARD_2 = "model-00002-of-00002.safetensors"
 WITH_MODEL_DIR = ["gameday", "sim", "serve", "--port", "{port}", "--model-dir", "{model_dir}"]
 
 
@@ -90,13 +85,17 @@ class Rig:
     ) -> None:
         self.model_dir = tmp_path / "model"
         if model:
-            write_model_dir(self.model_dir, size=2 * 2**20, files=2, name="unit")
+            tiny_model(self.model_dir, shards=2)
+        self.intact = {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in (self.model_dir.iterdir() if model else ())
+        }
         self.journal_path = tmp_path / "journal.jsonl"
         self.journal = Journal(self.journal_path, RUN_ID)
         bus = EventBus()
         stop = threading.Event()
         spec = LocalTargetSpec.model_validate(
-            {"server": {"command": command or WITH_MODEL_DIR, "model": {"size": "2Mi"}}}
+            {"server": {"command": command or WITH_MODEL_DIR, "model": {"shards": 2}}}
         )
         self.target = LocalTarget(
             spec,
@@ -121,18 +120,14 @@ class Rig:
             artifacts=tmp_path / "artifacts",
         )
 
-    def manifest_sha256(self) -> dict[str, str]:
-        manifest = json.loads((self.model_dir / "manifest.json").read_text())
-        return {f["path"]: f["sha256"] for f in manifest["files"]}
-
     def actual_sha256(self) -> dict[str, str]:
+        """Every file of the model directory now (hidden ones, the faults' copies, too)."""
         return {
-            name: hashlib.sha256((self.model_dir / name).read_bytes()).hexdigest()
-            for name in self.manifest_sha256()
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in self.model_dir.iterdir()
         }
 
     def load_model(self) -> None:
-        """What the simulator does at startup: read and checksum every weight file."""
+        """What the simulator does at startup, as vLLM: the config, then every weight file."""
         spec = read_model_dir(self.model_dir)
         assert load_weights(spec, bandwidth=2**40, cancel=threading.Event()) is not None
 
@@ -165,7 +160,7 @@ def test_model_file_params_defaults() -> None:
     assert (spec.file, spec.restart_server) == (None, True)
     assert corrupt(file="sub/model.safetensors").file == "sub/model.safetensors"
     c = corrupt()
-    assert (c.mode, c.offset, c.length) == ("flip", None, 64)
+    assert (c.mode, c.offset, c.length) == ("truncate", None, 64)
     assert corrupt(offset="4Mi").offset == 4 * 2**20
 
 
@@ -174,8 +169,9 @@ def test_model_file_params_defaults() -> None:
     [
         ({"mode": "header", "offset": 10}, "offset does not apply to mode header"),
         ({"mode": "truncate", "length": 8}, "length applies to mode flip only"),
-        ({"length": 0}, "greater than or equal to 1"),
-        ({"mode": "shred"}, "'flip', 'truncate' or 'header'"),
+        ({"length": 8}, "length applies to mode flip only, not truncate"),
+        ({"mode": "flip", "length": 0}, "greater than or equal to 1"),
+        ({"mode": "shred"}, "'truncate', 'header' or 'flip'"),
         ({"offset": "lots"}, "lots"),
         ({"bogus": 1}, "Extra inputs are not permitted"),
     ],
@@ -201,20 +197,23 @@ def test_load_spike_params() -> None:
 def test_scenario_errors_point_at_the_fault_field() -> None:
     text = (Path(__file__).parents[2] / "scenarios/local/model-corrupt.yaml").read_text()
     with pytest.raises(ScenarioError) as caught:
-        parse_scenario(text.replace("mode: flip", "mode: shred"), "s.yaml", catalog())
+        parse_scenario(text.replace("mode: truncate", "mode: shred"), "s.yaml", catalog())
     (issue,) = caught.value.issues
     assert "faults[0].mode" in str(issue)
 
 
 def test_describe_says_what_will_happen() -> None:
-    assert "move the first weight file of the manifest" in ModelMissing.describe(missing())
+    assert "move the first weight file of the index" in ModelMissing.describe(missing())
     assert "restart the server" in ModelMissing.describe(missing())
     assert "restart" not in ModelMissing.describe(missing(restart_server=False))
     assert "x.safetensors" in ModelMissing.describe(missing(file="x.safetensors"))
-    assert "invert 64 bytes at the middle" in ModelCorrupt.describe(corrupt())
-    assert "checksum fails" in ModelCorrupt.describe(corrupt())
-    assert "MetadataIncompleteBuffer" in ModelCorrupt.describe(corrupt(mode="truncate"))
-    assert "HeaderTooLarge" in ModelCorrupt.describe(corrupt(mode="header"))
+    assert "truncate the first weight file of the index at the middle" in ModelCorrupt.describe(
+        corrupt()
+    )
+    assert "incomplete metadata" in ModelCorrupt.describe(corrupt())
+    assert "header too large" in ModelCorrupt.describe(corrupt(mode="header"))
+    flip = ModelCorrupt.describe(corrupt(mode="flip"))
+    assert "invert 64 bytes at the middle" in flip and "unnoticed: no checksum" in flip
     assert "offset 100" in ModelCorrupt.describe(corrupt(offset=100))
     text = LoadSpike.describe(spike(users=96, spawn_rate=16, max_tokens=64))
     assert "96 users (16/s)" in text and "~1024-token prompts" in text and "max_tokens 64" in text
@@ -242,13 +241,28 @@ def test_model_missing_moves_the_first_shard_and_revert_restores_it(tmp_path: Pa
     assert details["file"] == str(shard)
     assert not shard.exists()
     assert rig.supervisor.restarts == 1
-    with pytest.raises(FileNotFoundError, match=r"\[Errno 2\] No such file or directory"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=re.escape(f"Weight files referenced in index but missing: {{'{shard}'}}"),
+    ):
         rig.load_model()
     fault.revert()
-    assert rig.actual_sha256() == rig.manifest_sha256()
-    assert sorted(p.name for p in rig.model_dir.iterdir()) == sorted(
-        ["config.json", "manifest.json", SHARD_1, SHARD_2]
-    )
+    assert rig.actual_sha256() == rig.intact  # every file back, nothing left over
+    rig.load_model()
+
+
+def test_model_missing_takes_the_only_file_of_an_unsharded_model(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    for name in ("model.safetensors.index.json", SHARD_2):
+        (rig.model_dir / name).unlink()
+    (rig.model_dir / SHARD_1).rename(rig.model_dir / "model.safetensors")
+    fault = ModelMissing(missing(), rig.target, rig.ctx)
+    assert fault.apply()["file"] == str(rig.model_dir / "model.safetensors")
+    with pytest.raises(
+        RuntimeError, match=re.escape(f"Cannot find any model weights with `{rig.model_dir}`")
+    ):
+        rig.load_model()
+    fault.revert()
     rig.load_model()
 
 
@@ -272,7 +286,7 @@ def test_the_undo_is_on_disk_before_the_file_moves(
     assert seen == [1]
     assert rig.supervisor.restarts == 0
     shard = rig.model_dir / SHARD_2
-    changed = not shard.exists() or rig.actual_sha256()[SHARD_2] != rig.manifest_sha256()[SHARD_2]
+    changed = not shard.exists() or rig.actual_sha256()[SHARD_2] != rig.intact[SHARD_2]
     assert changed
 
 
@@ -283,7 +297,7 @@ def test_cleanup_after_a_crash_puts_the_file_back(tmp_path: Path) -> None:
     load_builtins()
     (outcome,) = revert_outstanding(rig.journal_path, RUN_ID)
     assert outcome.ok, outcome.message
-    assert rig.actual_sha256() == rig.manifest_sha256()
+    assert rig.actual_sha256() == rig.intact
 
 
 def test_model_faults_need_a_model_directory(tmp_path: Path) -> None:
@@ -303,6 +317,13 @@ def test_model_faults_refuse_a_server_that_does_not_use_the_directory(tmp_path: 
         ModelMissing(missing(), rig.target, rig.ctx).apply()
 
 
+def test_an_engine_that_passes_the_directory_itself_needs_no_command(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.target.spec = LocalTargetSpec.model_validate({"server": {"model": {"shards": 2}}})
+    assert rig.target.spec.server.command is None  # engine sim: it passes --model-dir
+    assert ModelMissing(missing(), rig.target, rig.ctx).apply()["file"].endswith(SHARD_1)
+
+
 def test_model_faults_name_an_unknown_file(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     with pytest.raises(InjectionError, match=r"nope\.safetensors is not a file"):
@@ -310,11 +331,28 @@ def test_model_faults_name_an_unknown_file(tmp_path: Path) -> None:
     assert len(rig.ctx.changes) == 0
 
 
-def test_without_a_manifest_the_first_safetensors_file_is_taken(tmp_path: Path) -> None:
+def test_the_first_file_the_index_names_is_taken(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
-    (rig.model_dir / "manifest.json").unlink()
+    (rig.model_dir / "a-stray.safetensors").write_bytes(b"not in the index")
     details = ModelMissing(missing(), rig.target, rig.ctx).apply()
     assert details["file"].endswith(SHARD_1)
+
+
+def test_without_an_index_the_first_safetensors_file_is_taken(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.model_dir / "model.safetensors.index.json").unlink()
+    (rig.model_dir / "a-stray.safetensors").write_bytes(b"x")
+    details = ModelMissing(missing(), rig.target, rig.ctx).apply()
+    assert details["file"].endswith("a-stray.safetensors")
+
+
+def test_a_model_directory_without_weights_is_refused(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    for name in ("model.safetensors.index.json", SHARD_1, SHARD_2):
+        (rig.model_dir / name).unlink()
+    with pytest.raises(InjectionError, match="has no weight file"):
+        ModelMissing(missing(), rig.target, rig.ctx).apply()
+    assert len(rig.ctx.changes) == 0
 
 
 # -- model-corrupt ---------------------------------------------------------------------
@@ -323,11 +361,18 @@ def test_without_a_manifest_the_first_safetensors_file_is_taken(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("params", "error", "text"),
     [
-        ({}, WeightChecksumError, f"Checksum mismatch for weight file .*{SHARD_1}"),
-        ({"mode": "truncate"}, SafetensorError, "MetadataIncompleteBuffer"),
-        ({"mode": "truncate", "offset": 4}, SafetensorError, "HeaderTooSmall"),
-        ({"mode": "header"}, SafetensorError, "HeaderTooLarge"),
-        ({"file": SHARD_2, "offset": 2**20 - 1, "length": 1}, WeightChecksumError, SHARD_2),
+        (
+            {},
+            SafetensorError,
+            "^Error while deserializing header: incomplete metadata, file not fully covered$",
+        ),
+        ({"mode": "truncate", "offset": 4}, SafetensorError, "header too small"),
+        (
+            {"mode": "header"},
+            SafetensorError,
+            "^Error while deserializing header: header too large$",
+        ),
+        ({"mode": "header", "file": SHARD_2}, SafetensorError, "header too large"),
     ],
 )
 def test_model_corrupt_fails_the_real_loader_and_revert_restores_every_byte(
@@ -341,9 +386,24 @@ def test_model_corrupt_fails_the_real_loader_and_revert_restores_every_byte(
     with pytest.raises(error, match=text):
         rig.load_model()
     fault.revert()
-    assert rig.actual_sha256() == rig.manifest_sha256()
+    assert rig.actual_sha256() == rig.intact
     assert not Path(details["intact copy"]).exists()
     rig.load_model()
+
+
+@pytest.mark.parametrize("params", [{}, {"file": SHARD_2, "offset": 2**19, "length": 1}])
+def test_flipped_bytes_go_unnoticed_as_in_vllm_and_the_fault_says_so(
+    tmp_path: Path, params: dict[str, Any]
+) -> None:
+    rig = Rig(tmp_path)
+    fault = ModelCorrupt(corrupt(mode="flip", **params), rig.target, rig.ctx)
+    details = fault.apply()
+    shard = params.get("file", SHARD_1)
+    assert rig.actual_sha256()[shard] != rig.intact[shard]
+    assert details["noticed"].startswith("no: vLLM keeps no checksum")
+    rig.load_model()  # loads: nothing checks the bytes
+    fault.revert()
+    assert rig.actual_sha256() == rig.intact
 
 
 def test_model_corrupt_refuses_an_offset_past_the_end(tmp_path: Path) -> None:
@@ -351,14 +411,7 @@ def test_model_corrupt_refuses_an_offset_past_the_end(tmp_path: Path) -> None:
     with pytest.raises(InjectionError, match="beyond the end"):
         ModelCorrupt(corrupt(offset="1Gi"), rig.target, rig.ctx).apply()
     assert len(rig.ctx.changes) == 0
-    assert rig.actual_sha256() == rig.manifest_sha256()
-
-
-def test_model_corrupt_warns_when_nothing_checks_the_bytes(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
-    (rig.model_dir / "manifest.json").unlink()
-    details = ModelCorrupt(corrupt(), rig.target, rig.ctx).apply()
-    assert "unnoticed" in details["checksum"]
+    assert rig.actual_sha256() == rig.intact
 
 
 # -- load-spike ------------------------------------------------------------------------

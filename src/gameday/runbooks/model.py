@@ -468,7 +468,7 @@ class RestoreModel(_Action):
 
     kind: Literal["restore-model"]
     file: str | None = None
-    """Default: every file the model's manifest lists."""
+    """Default: every weight file of the model (the ones its safetensors index names)."""
 
 
 class SetEngineFlag(_Action):

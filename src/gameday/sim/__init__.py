@@ -2,7 +2,8 @@
 
 A real server process (its own lean HTTP/1.1 server, answering as vLLM's uvicorn does)
 that reacts to real faults by real mechanisms: it binds its port before loading (a busy
-port fails with Errno 98), really reads and checksums its model files, keeps its KV cache
+port fails with Errno 98), reads its model directory as vLLM does (the real safetensors
+headers, every byte, no checksum: flipped bytes go unnoticed, as in vLLM), keeps its KV cache
 in real memory (GPU memory through CUDA, or host memory standing in for it), and resolves
 its upstream dependency by name.
 

@@ -20,6 +20,12 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _group() -> None:
+    """Keeps ``serve`` a subcommand (``python -m gameday.sim serve``): typer runs an app of
+    one command as that command otherwise."""
+
+
 def _bytes(value: str) -> int:
     from gameday.scenario.units import parse_bytes
 
@@ -47,15 +53,9 @@ _SERVE_HELP = (
     "\n\n"
     "Binds the port first (a busy port fails at once with Errno 98), answers /health with 503 "
     "while the model loads, then serves /v1/chat/completions, /v1/completions (streaming or "
-    "not), /v1/models, /health and /metrics (vLLM's metric names). SIGTERM or SIGINT: a "
+    "not), /v1/models, /version, /health and /metrics (vLLM 0.32's metric families, see "
+    "--vllm-version), with vLLM 0.32's response shapes and error texts. SIGTERM or SIGINT: a "
     "graceful shutdown, exit 0. A startup failure logs vLLM's error text and exits 1."
-)
-_MAKE_MODEL_HELP = (
-    "Write a small model directory for demos and tests."
-    "\n\n"
-    "config.json (a tiny Llama), manifest.json (name, max_model_len, each file's size and "
-    "sha256) and model-0000N-of-0000M.safetensors shards with real safetensors framing and "
-    "random bytes. Corrupt or delete a shard to make 'gameday sim serve' fail like vLLM."
 )
 
 
@@ -68,18 +68,22 @@ def serve(
     model_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Model directory to load (vLLM's --model pointing at a local checkpoint): "
-            "config.json, manifest.json and safetensors shards, as written by "
-            "'gameday sim make-model'. Every byte is really read and checksummed; a missing "
-            "or corrupted file fails startup as it would in vLLM. Default: a built-in tiny "
-            "model that is ready in well under two seconds.",
+            help="Model directory to load (vLLM's --model pointing at a local checkpoint): a "
+            "Hugging Face checkpoint (config.json, safetensors weights, one file or shards with "
+            "model.safetensors.index.json), such as 'gameday model make-tiny' writes. It is "
+            "read as vLLM reads it: a missing directory, config or shard, a truncated file or "
+            "a damaged safetensors header fails startup with vLLM's error; like vLLM, nothing "
+            "checks a checksum. The model is served under this path unless "
+            "--served-model-name says otherwise. Default: a built-in tiny model that is "
+            "ready in well under two seconds.",
         ),
     ] = None,
     served_model_name: Annotated[
         str | None,
         typer.Option(
             help="Model name clients must send and metrics carry as model_name "
-            "(vLLM's --served-model-name). Default: the model's own name."
+            "(vLLM's --served-model-name). Default: the --model-dir path as given, as in "
+            "vLLM (gameday-sim-tiny for the built-in model)."
         ),
     ] = None,
     max_num_seqs: Annotated[
@@ -92,8 +96,10 @@ def serve(
     max_model_len: Annotated[
         int | None,
         typer.Option(
-            help="Context length: prompt + max_tokens above it get vLLM's 400 error "
-            "(vLLM's --max-model-len). Default: the model's max_position_embeddings (4096)."
+            help="Context length (vLLM's --max-model-len): a prompt that fills it gets vLLM's "
+            "400 error, and max_tokens beyond what is left is trimmed to fit, as vLLM 0.32 "
+            "does; above the model's own it fails startup as vLLM does. "
+            "Default: the model's max_position_embeddings (4096 for the built-in model)."
         ),
     ] = None,
     max_num_batched_tokens: Annotated[
@@ -115,6 +121,32 @@ def serve(
         int,
         typer.Option(help="Tokens per KV-cache block of PagedAttention (vLLM's --block-size)."),
     ] = 16,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            help="Accept a model whose config.json names code of its own (auto_map), as "
+            "vLLM's --trust-remote-code does; without it such a model fails start-up."
+        ),
+    ] = False,
+    enable_lora: Annotated[
+        bool, typer.Option(help="Serve LoRA adapters (vLLM's --enable-lora).")
+    ] = False,
+    lora_modules: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=PATH of a LoRA adapter loaded at start-up (vLLM's --lora-modules; "
+            "repeatable): a directory without adapter_config.json fails start-up as in vLLM."
+        ),
+    ] = None,
+    num_gpu_blocks_override: Annotated[
+        int | None,
+        typer.Option(
+            help="KV-cache blocks, overriding what the memory budget gives (vLLM's "
+            "--num-gpu-blocks-override, which vLLM honours on CPU too): the cache holds "
+            "this many times --block-size tokens. Too few for one request at max_model_len "
+            "fails start-up as vLLM does."
+        ),
+    ] = None,
     prefill_ms_per_token: Annotated[
         float,
         typer.Option(
@@ -136,13 +168,24 @@ def serve(
             "(sglang:num_running_reqs, sglang:token_usage, ...)."
         ),
     ] = "vllm",
+    vllm_version: Annotated[
+        str,
+        typer.Option(
+            help="The vLLM release to answer as: /version and system_fingerprint say it, and "
+            "/metrics adds to vLLM 0.32's families the names older releases exposed and 0.32 "
+            "dropped, for a release older than the one that dropped them (0.10: "
+            "vllm:gpu_cache_usage_perc, vllm:gpu_prefix_cache_*, "
+            "vllm:time_per_output_token_seconds; 0.6 also the V0 engine's "
+            "vllm:num_requests_swapped, vllm:cpu_cache_usage_perc, ...)."
+        ),
+    ] = "0.32.0",
     deprecated_metrics: Annotated[
         bool,
         typer.Option(
             "--deprecated-metrics",
-            help="Also expose the metric names older dashboards use "
-            "(vllm:gpu_cache_usage_perc, vllm:time_per_output_token_seconds), as vLLM's "
-            "--show-hidden-metrics-for-version does.",
+            help="Also expose every metric name older releases had and vLLM 0.32 dropped "
+            "(what --vllm-version 0.6 adds to /metrics), whatever --vllm-version says; as "
+            "vLLM's --show-hidden-metrics-for-version shows hidden ones.",
         ),
     ] = False,
     upstream: Annotated[
@@ -184,6 +227,22 @@ def serve(
     from gameday.sim.options import SimOptions, parse_upstream
     from gameday.sim.server import serve as run_server
 
+    if num_gpu_blocks_override is not None:
+        if kv_cache_tokens is not None or num_gpu_blocks_override < 1:
+            typer.echo(
+                "Error: --num-gpu-blocks-override must be at least 1, and not given with "
+                "--kv-cache-tokens",
+                err=True,
+            )
+            raise typer.Exit(2)
+        kv_cache_tokens = num_gpu_blocks_override * block_size
+    adapters = []
+    for module in lora_modules or []:
+        name, sep, path = module.partition("=")
+        if not sep or not name or not path or not enable_lora:
+            typer.echo("Error: --lora-modules takes NAME=PATH, with --enable-lora", err=True)
+            raise typer.Exit(2)
+        adapters.append((name, path))
     try:
         opts = SimOptions(
             host=host,
@@ -198,10 +257,13 @@ def serve(
             prefill_ms_per_token=prefill_ms_per_token,
             decode_ms_per_token=decode_ms_per_token,
             flavor=flavor,  # type: ignore[arg-type]  # validated by SimOptions
+            vllm_version=vllm_version,
             deprecated_metrics=deprecated_metrics,
             upstream=parse_upstream(upstream) if upstream is not None else None,
             upstream_check_interval=_duration(upstream_check_interval),
             gpu_memory_utilization=gpu_memory_utilization,
+            trust_remote_code=trust_remote_code,
+            lora_modules=tuple(adapters),
             cpu_kv_cache_bytes=_bytes(cpu_kv_cache_bytes),
             load_bandwidth=_bytes(load_bandwidth),
         )
@@ -209,31 +271,3 @@ def serve(
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(run_server(opts))
-
-
-@app.command("make-model", help=_MAKE_MODEL_HELP)
-def make_model(
-    directory: Annotated[Path, typer.Argument(help="Directory to create (or fill).")],
-    size: Annotated[str, typer.Option(help="Total size of the weight files, e.g. 64Mi.")] = "64Mi",
-    files: Annotated[int, typer.Option(help="Number of safetensors shards.", min=1)] = 2,
-    name: Annotated[
-        str | None, typer.Option(help="Model name in the manifest. Default: the directory name.")
-    ] = None,
-) -> None:
-    from gameday.sim.model import write_model_dir
-
-    nbytes = _bytes(size)
-    if nbytes < 1024 * files:
-        typer.echo(
-            f"Error: --size must be at least {1024 * files} bytes for {files} files", err=True
-        )
-        raise typer.Exit(2)
-    try:
-        spec = write_model_dir(directory, size=nbytes, files=files, name=name)
-    except OSError as exc:
-        typer.echo(f"Error: cannot write {directory}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(
-        f"wrote model {spec.name!r} to {directory}: {len(spec.files)} files, "
-        f"{spec.weight_bytes} bytes of weights"
-    )

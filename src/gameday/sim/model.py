@@ -1,51 +1,68 @@
-"""Model directories: what ``gameday sim make-model`` writes and ``serve`` really reads.
+"""Model directories as ``gameday sim serve --model-dir`` reads them: the way vLLM 0.32 does.
 
-A model directory looks like a Hugging Face checkpoint::
+The format is a Hugging Face checkpoint (:mod:`gameday.models.layout`; ``gameday model
+make-tiny`` writes one that real vLLM serves too). Loading happens in vLLM's two places,
+and fails there with vLLM's texts (measured against vLLM 0.32 on CPU with
+``HF_HUB_OFFLINE=1``, or read from its source where noted):
 
-    config.json                            HF-like architecture (sizes the KV cache per token)
-    manifest.json                          name, max_model_len, files with size and sha256
-    model-00001-of-00002.safetensors       real safetensors framing (header + bytes)
+Before the engine starts (the API server; no "Engine core initialization failed" line):
 
-Loading reads every byte in chunks, hashes it, throttles to a bandwidth so the load time
-follows the bytes read, and keeps the bytes in memory. Failures are the ones a real loader
-hits, with their texts: a missing directory or file is the OS's own ``FileNotFoundError``, a
-missing ``config.json`` is transformers' ``OSError``, no weights is vLLM's ``RuntimeError``,
-a damaged header is safetensors' ``SafetensorError``, and a damaged body fails its checksum.
+- a directory that does not exist is looked up as a Hub repo id, offline:
+  ``huggingface_hub.errors.HFValidationError: Repo id must be in the form 'repo_name' or
+  'namespace/repo_name': '<path>'. Use `repo_type` argument if needed.`` (huggingface_hub's
+  own validator; a name that is a valid repo id gets its ``LocalEntryNotFoundError``);
+- no config.json: vLLM's ``Invalid repository ID or local directory specified`` inside
+  pydantic's ``ValidationError`` for ``ModelConfig`` (from vLLM's source); config.json
+  that is not JSON: transformers' ``OSError: It looks like the config file at ...``;
+- ``--max-model-len`` above the model's: ``Value error, User-specified max_model_len
+  (4096) is greater than the derived max_model_len (max_position_embeddings=512.0 ...``,
+  through pydantic, as vLLM's ``ModelConfig`` raises it.
+
+In the engine core (:func:`load_weights`):
+
+- no ``*.safetensors`` file: ``RuntimeError: Cannot find any model weights with `<dir>```;
+- a file the index names is gone: ``FileNotFoundError: Weight files referenced in index
+  but missing: {'<path>'}``;
+- each file is opened with the real ``safetensors.safe_open``, so a truncated file or a
+  damaged header fails with safetensors' own ``SafetensorError`` (``Error while
+  deserializing header: incomplete metadata, file not fully covered``, ``... header too
+  large``).
+
+No checksum: like vLLM, the loader notices nothing when bytes inside a tensor change.
+Every byte is still read, paced to ``--load-bandwidth`` so the load takes ``size /
+bandwidth`` seconds, and kept in memory, so the weights are in the process's resident set.
 """
+
+# vLLM joins and globs its paths as strings (os.path), and its messages print them so:
+# ruff: noqa: PTH110, PTH113, PTH118, PTH207
 
 from __future__ import annotations
 
-import hashlib
+import glob
 import json
 import os
-import random
+import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gameday.models.layout import CONFIG, INDEX
 from gameday.sim.logs import logger
 
 __all__ = [
     "BUILTIN_CONFIG",
+    "BUILTIN_NAME",
     "LoadedWeights",
-    "ModelLoadError",
     "ModelSpec",
-    "SafetensorError",
-    "WeightChecksumError",
-    "WeightFile",
     "builtin_model",
+    "find_weight_files",
     "kv_bytes_per_token",
     "load_weights",
     "read_model_dir",
-    "shard_name",
-    "write_model_dir",
+    "settle_max_model_len",
 ]
-
-MANIFEST = "manifest.json"
-CONFIG = "config.json"
-MANIFEST_FORMAT = "gameday-sim-model/v1"
 
 # A tiny Llama: 2 (K and V) x 4 layers x 4 KV heads x 64 dims x 2 bytes = 4 KiB per token,
 # so the default 64 MiB of simulated KV cache holds 16,384 tokens.
@@ -61,58 +78,47 @@ BUILTIN_CONFIG: dict[str, Any] = {
     "max_position_embeddings": 4096,
     "vocab_size": 32000,
     "rms_norm_eps": 1e-05,
-    "torch_dtype": "float16",
+    "dtype": "float16",
 }
 BUILTIN_NAME = "gameday-sim-tiny"
 
 _DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float8": 1, "fp8": 1}
 _CHUNK = 4 * 2**20
-# safetensors refuses headers above 100 MB.
-_MAX_HEADER = 100_000_000
-
-
-class ModelLoadError(Exception):
-    """A model that cannot be loaded; ``display_name`` is the type its log line shows."""
-
-    display_name = "ValueError"
-
-
-class SafetensorError(ModelLoadError):
-    display_name = "safetensors_rust.SafetensorError"
-
-
-class WeightChecksumError(ModelLoadError):
-    display_name = "ValueError"
-
-
-@dataclass(frozen=True)
-class WeightFile:
-    name: str
-    size: int
-    sha256: str | None
+# vLLM's keys for the model's own context length; the smallest one present wins.
+_MAX_LEN_KEYS = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_seq_len",
+    "seq_length",
+    "model_max_length",
+    "max_target_positions",
+    "max_sequence_length",
+    "max_seq_length",
+    "seq_len",
+)
+_DEFAULT_MAX_LEN = 2048
+"""What vLLM assumes when config.json has none of those keys."""
 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A model as the API server sees it, before the engine reads any weight."""
+
     name: str
+    """The model argument as given (``--model-dir``): vLLM names it in its errors, joins the
+    weight files' paths to it and serves the model under it by default."""
     # None for the built-in model, which has no files.
     path: Path | None
     config: dict[str, Any]
-    max_model_len: int
-    files: tuple[WeightFile, ...]
+    max_len_key: str | None
+    """The config.json key the derived max_model_len comes from (None: vLLM's default)."""
+    derived_max_model_len: int
+    tokenizer_max_len: int | None = None
 
     @property
     def architecture(self) -> str:
         archs = self.config.get("architectures") or ["LlamaForCausalLM"]
         return str(archs[0])
-
-    @property
-    def max_position_embeddings(self) -> int:
-        return int(self.config.get("max_position_embeddings", self.max_model_len))
-
-    @property
-    def weight_bytes(self) -> int:
-        return sum(f.size for f in self.files)
 
 
 @dataclass
@@ -120,6 +126,8 @@ class LoadedWeights:
     buffers: list[bytearray]
     nbytes: int
     seconds: float
+    files: list[str] = field(default_factory=list)
+    tensors: int = 0
 
 
 def kv_bytes_per_token(config: dict[str, Any]) -> int:
@@ -128,201 +136,237 @@ def kv_bytes_per_token(config: dict[str, Any]) -> int:
     heads = int(config.get("num_attention_heads", 1))
     kv_heads = int(config.get("num_key_value_heads", heads))
     head_dim = int(config.get("head_dim") or int(config.get("hidden_size", 64)) // heads)
-    dtype = _DTYPE_BYTES.get(str(config.get("torch_dtype", "float16")), 2)
+    dtype_name = config.get("dtype") or config.get("torch_dtype") or "float16"
+    dtype = _DTYPE_BYTES.get(str(dtype_name), 2)
     return max(1, 2 * layers * kv_heads * head_dim * dtype)
 
 
-def builtin_model(max_model_len: int | None = None) -> ModelSpec:
+def builtin_model() -> ModelSpec:
     return ModelSpec(
         name=BUILTIN_NAME,
         path=None,
         config=dict(BUILTIN_CONFIG),
-        max_model_len=max_model_len or int(BUILTIN_CONFIG["max_position_embeddings"]),
-        files=(),
+        max_len_key="max_position_embeddings",
+        derived_max_model_len=int(BUILTIN_CONFIG["max_position_embeddings"]),
     )
 
 
-def shard_name(index: int, count: int) -> str:
-    return f"model-{index:05d}-of-{count:05d}.safetensors"
+# -- the API server's side -------------------------------------------------------------
 
 
-def _read_json(path: Path) -> Any:
+def read_model_dir(model: str | Path, *, trust_remote_code: bool = False) -> ModelSpec:
+    """Read what vLLM's API server reads before it starts the engine; raise what it raises.
+
+    ``model`` is the ``--model-dir`` argument as given: vLLM names it in its errors and
+    joins the weight files' paths to it as it is.
+    """
+    text = str(model)
+    if not os.path.exists(text):
+        _look_up_offline(text)
+    config_path = os.path.join(text, CONFIG)
+    if not os.path.isfile(config_path):
+        raise _model_config_error(
+            text,
+            f"Invalid repository ID or local directory specified: '{text}'.\n"
+            "Please verify the following requirements:\n"
+            "1. Provide a valid Hugging Face repository ID.\n"
+            "2. Specify a local directory that contains a recognized configuration file.\n"
+            "   - For Hugging Face models: ensure the presence of a 'config.json'.\n"
+            "   - For Mistral models: ensure the presence of a 'params.json'.\n",
+        )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path} is not valid JSON: {exc}") from None
-
-
-def read_model_dir(path: Path) -> ModelSpec:
-    """Read a model directory's description (not its weights); raises what vLLM would."""
-    # FileNotFoundError / NotADirectoryError, with the OS's own text.
-    entries = {p.name for p in path.iterdir()}
-    if CONFIG not in entries:
+        config = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise OSError(
-            f"{path} does not appear to have a file named {CONFIG}. Checkout "
-            f"'https://huggingface.co/{path}/tree/None' for available files."
-        )
-    config = _read_json(path / CONFIG)
-    if not isinstance(config, dict):
-        raise ModelLoadError(f"{path / CONFIG} must hold a JSON object")
-    derived_len = int(config.get("max_position_embeddings", 4096))
-    if MANIFEST in entries:
-        manifest = _read_json(path / MANIFEST)
-        try:
-            name = str(manifest.get("name") or path.name)
-            max_len = int(manifest.get("max_model_len") or derived_len)
-            files = tuple(
-                WeightFile(name=str(f["path"]), size=int(f["size"]), sha256=f.get("sha256"))
-                for f in manifest["files"]
-            )
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise ModelLoadError(f"invalid model manifest {path / MANIFEST}: {exc!r}") from None
-    else:
-        # A plain checkpoint: every safetensors file, unverified.
-        name, max_len = path.name, derived_len
-        files = tuple(
-            WeightFile(name=n, size=(path / n).stat().st_size, sha256=None)
-            for n in sorted(entries)
-            if n.endswith(".safetensors")
-        )
-    if not files:
-        raise RuntimeError(f"Cannot find any model weights with `{path}`")
-    return ModelSpec(name=name, path=path, config=config, max_model_len=max_len, files=files)
-
-
-def _check_safetensors_header(f: Any, size: int) -> None:
-    """The checks ``safe_open`` makes before it maps a file, with its error names."""
-    if size < 8:
-        raise SafetensorError("Error while deserializing header: HeaderTooSmall")
-    n = int.from_bytes(f.read(8), "little")
-    if n > _MAX_HEADER:
-        raise SafetensorError("Error while deserializing header: HeaderTooLarge")
-    if 8 + n > size:
-        raise SafetensorError("Error while deserializing header: InvalidHeaderLength")
-    try:
-        header = json.loads(f.read(n).decode("utf-8"))
-    except UnicodeDecodeError:
-        raise SafetensorError("Error while deserializing header: InvalidHeader") from None
-    except ValueError:
-        raise SafetensorError(
-            "Error while deserializing header: InvalidHeaderDeserialization"
+            f"It looks like the config file at '{config_path}' is not a valid JSON file."
         ) from None
-    if not isinstance(header, dict):
-        raise SafetensorError("Error while deserializing header: InvalidHeaderDeserialization")
-    end = 0
-    for key, tensor in header.items():
-        if key == "__metadata__":
-            continue
-        try:
-            end = max(end, int(tensor["data_offsets"][1]))
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise SafetensorError(
-                "Error while deserializing header: InvalidHeaderDeserialization"
-            ) from None
-    if 8 + n + end != size:
-        raise SafetensorError("Error while deserializing header: MetadataIncompleteBuffer")
+    if not isinstance(config, dict):
+        raise OSError(f"It looks like the config file at '{config_path}' is not a valid JSON file.")
+    if config.get("auto_map") and not trust_remote_code:
+        # a config whose classes live in the repository's own Python files
+        raise _model_config_error(
+            text,
+            f"The repository {text} contains custom code which must be executed to correctly "
+            f"load the model. You can inspect the repository content at {text} .\n"
+            f" You can inspect the repository content at https://hf.co/{text}.\n"
+            "Please pass the argument `trust_remote_code=True` to allow custom code to be run.",
+        )
+    key, derived = _derived_max_len(config)
+    return ModelSpec(
+        name=text,
+        path=Path(text),
+        config=config,
+        max_len_key=key,
+        derived_max_model_len=derived,
+        tokenizer_max_len=_tokenizer_max_len(Path(text)),
+    )
+
+
+def _look_up_offline(repo_id: str) -> None:
+    """What ``huggingface_hub.snapshot_download(repo_id, local_files_only=True)`` raises
+    for a model that is not on disk (vLLM does that with HF_HUB_OFFLINE=1)."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]  # lazy
+
+    validate_repo_id(repo_id)  # the HFValidationError of any path with two slashes
+    raise LocalEntryNotFoundError(
+        "Cannot find an appropriate cached snapshot folder for the specified revision on the "
+        "local disk and outgoing traffic has been disabled. To enable repo look-ups and "
+        "downloads online, pass 'local_files_only=False' as input."
+    )
+
+
+def _derived_max_len(config: dict[str, Any]) -> tuple[str | None, int]:
+    best: tuple[str | None, int] = (None, 0)
+    for key in _MAX_LEN_KEYS:
+        value = config.get(key)
+        if isinstance(value, int | float) and (best[0] is None or value < best[1]):
+            best = (key, int(value))
+    return best if best[0] is not None else (None, _DEFAULT_MAX_LEN)
+
+
+def _tokenizer_max_len(path: Path) -> int | None:
+    """tokenizer_config.json's model_max_length, which vLLM also caps the length with."""
+    try:
+        value = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get(
+            "model_max_length"
+        )
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _model_config_error(model: str, message: str, **inputs: Any) -> Exception:
+    """``message`` as vLLM's ``ModelConfig`` reports a ValueError from its validation: a
+    pydantic ``ValidationError`` (real pydantic, so its lines are pydantic's own)."""
+    from pydantic import ValidationError
+    from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+    @pydantic_dataclass
+    class ModelConfig:
+        model: str
+        max_model_len: int | None = None
+
+        def __post_init__(self) -> None:
+            raise ValueError(message)
+
+    try:
+        ModelConfig(model=model, **inputs)
+    except ValidationError as error:
+        return error
+    raise AssertionError("ModelConfig always fails")  # pragma: no cover
+
+
+def _allow_long_max_model_len() -> bool:
+    return os.environ.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "0").strip().lower() in ("1", "true")
+
+
+def settle_max_model_len(spec: ModelSpec, requested: int | None) -> int:
+    """The max_model_len to serve: ``requested`` (``--max-model-len``) or the model's own;
+    a request above the model's fails as vLLM's ModelConfig fails it."""
+    derived = spec.derived_max_model_len
+    if spec.tokenizer_max_len is not None:
+        derived = min(derived, spec.tokenizer_max_len)
+    if requested is None:
+        return derived
+    if requested > derived:
+        key = spec.max_len_key
+        # vLLM multiplies the length by the RoPE factor (1.0), so it prints a float
+        msg = (
+            f"User-specified max_model_len ({requested}) is greater than the derived "
+            f"max_model_len ({key}={float(derived)} or model_max_length="
+            f"{spec.config.get('model_max_length')} in model's config.json)."
+        )
+        warning = (
+            "VLLM_ALLOW_LONG_MAX_MODEL_LEN must be used with extreme caution. If the model "
+            "uses relative position encoding (RoPE), positions exceeding "
+            "derived_max_model_len lead to nan. If the model uses absolute position "
+            "encoding, positions exceeding derived_max_model_len will cause a CUDA array "
+            "out-of-bounds error."
+        )
+        if _allow_long_max_model_len():
+            logger.warning("%s %s", msg, warning)
+            return requested
+        raise _model_config_error(
+            spec.name,
+            f"{msg} To allow overriding this maximum, set the env var "
+            f"VLLM_ALLOW_LONG_MAX_MODEL_LEN=1. {warning}",
+            max_model_len=requested,
+        )
+    return requested
+
+
+# -- the engine core's side ------------------------------------------------------------
+
+
+def _natural_key(path: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
+
+
+def find_weight_files(spec: ModelSpec) -> list[str]:
+    """The weight files vLLM's default loader reads, as paths joined to the model argument;
+    raises what it raises when they are not all there."""
+    if spec.path is None:
+        return []
+    folder = spec.name
+    files = glob.glob(os.path.join(glob.escape(folder), "*.safetensors"))
+    index = os.path.join(folder, INDEX)
+    if files and os.path.isfile(index):
+        # a JSONDecodeError or KeyError here is vLLM's too
+        weight_map = json.loads(Path(index).read_text(encoding="utf-8"))["weight_map"]
+        in_index = {os.path.join(folder, name) for name in weight_map.values()}
+        missing = in_index - set(files)
+        if missing:
+            raise FileNotFoundError(f"Weight files referenced in index but missing: {missing}")
+        files = [f for f in files if f in in_index]
+    if not files:
+        raise RuntimeError(f"Cannot find any model weights with `{folder}`")
+    return sorted(files, key=_natural_key)
 
 
 def load_weights(
     spec: ModelSpec, *, bandwidth: int, cancel: threading.Event
 ) -> LoadedWeights | None:
-    """Read, check and keep every weight file; None if ``cancel`` was set meanwhile.
+    """Find, open and read every weight file; None if ``cancel`` was set meanwhile.
 
-    Reads are paced so that the load takes ``bytes / bandwidth`` seconds at least.
-    Runs in a worker thread: it blocks on disk and sleeps.
+    Each file is opened with ``safetensors.safe_open`` first (its header checks, its
+    errors), then its bytes are read and kept, paced so that the load takes
+    ``bytes / bandwidth`` seconds at least. Runs in a worker thread: it blocks on disk
+    and sleeps.
     """
     started = time.monotonic()
-    buffers: list[bytearray] = []
-    done = 0
-    count = len(spec.files)
+    files = find_weight_files(spec)
+    loaded = LoadedWeights(buffers=[], nbytes=0, seconds=0.0, files=files)
+    if not files:
+        return loaded
+    from safetensors import safe_open
+
+    total = sum(Path(f).stat().st_size for f in files)
+    logger.info("Checkpoint size: %.2f GiB.", total / 2**30)
     chunk = max(64 * 1024, min(_CHUNK, bandwidth // 20))
-    for i, wf in enumerate(spec.files, 1):
-        path = (spec.path or Path()) / wf.name
-        try:
-            with path.open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                _check_safetensors_header(f, size)
-                f.seek(0)
-                buf = bytearray(size)
-                view = memoryview(buf)
-                digest = hashlib.sha256()
-                offset = 0
-                while offset < size:
-                    n = f.readinto(view[offset : offset + chunk])
-                    if not n:
-                        raise SafetensorError(
-                            "Error while deserializing header: MetadataIncompleteBuffer"
-                        )
-                    digest.update(view[offset : offset + n])
-                    offset += n
-                    done += n
-                    wait = started + done / bandwidth - time.monotonic()
-                    if cancel.wait(wait) if wait > 0 else cancel.is_set():
-                        return None
-        except ModelLoadError:
-            logger.error("Failed to load weight file %s", path)
-            raise
-        if wf.sha256 is not None and digest.hexdigest() != wf.sha256:
-            raise WeightChecksumError(
-                f"Checksum mismatch for weight file {path}: expected sha256 {wf.sha256}, got "
-                f"{digest.hexdigest()}. The file is corrupted; re-download the model."
-            )
-        buffers.append(buf)
+    for i, path in enumerate(files, 1):
+        with safe_open(path, framework="numpy") as checkpoint:  # SafetensorError, as vLLM's
+            loaded.tensors += len(list(checkpoint.keys()))
+        with Path(path).open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            buf = bytearray(size)
+            view = memoryview(buf)
+            offset = 0
+            while offset < size:
+                n = handle.readinto(view[offset : offset + chunk])
+                if not n:
+                    break  # shortened since it was opened: what is kept is what was read
+                offset += n
+                loaded.nbytes += n
+                wait = started + loaded.nbytes / bandwidth - time.monotonic()
+                if cancel.wait(wait) if wait > 0 else cancel.is_set():
+                    return None
+        loaded.buffers.append(buf)
         logger.info(
             "Loading safetensors checkpoint shards: %3d%% Completed | %d/%d",
-            100 * i // count,
+            100 * i // len(files),
             i,
-            count,
+            len(files),
         )
-    return LoadedWeights(buffers=buffers, nbytes=done, seconds=time.monotonic() - started)
-
-
-def write_model_dir(root: Path, *, size: int, files: int, name: str | None = None) -> ModelSpec:
-    """Create a model directory of about ``size`` bytes of weights in ``files`` shards."""
-    root.mkdir(parents=True, exist_ok=True)
-    config = dict(BUILTIN_CONFIG)
-    (root / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    entries: list[WeightFile] = []
-    per_file = size // files
-    for i in range(1, files + 1):
-        fname = shard_name(i, files)
-        target = per_file + (size - per_file * files if i == files else 0)
-        entries.append(_write_shard(root / fname, i, target))
-    spec = ModelSpec(
-        name=name or root.name,
-        path=root,
-        config=config,
-        max_model_len=int(config["max_position_embeddings"]),
-        files=tuple(entries),
-    )
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "name": spec.name,
-        "architecture": spec.architecture,
-        "max_model_len": spec.max_model_len,
-        "files": [{"path": f.name, "size": f.size, "sha256": f.sha256} for f in entries],
-    }
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return spec
-
-
-def _write_shard(path: Path, index: int, target_size: int) -> WeightFile:
-    def header_for(nbytes: int) -> bytes:
-        header = {
-            "__metadata__": {"format": "pt"},
-            f"model.layers.{index - 1}.weight": {
-                "dtype": "U8",
-                "shape": [nbytes],
-                "data_offsets": [0, nbytes],
-            },
-        }
-        raw = json.dumps(header, separators=(",", ":")).encode()
-        # safetensors pads its header with spaces to a multiple of 8.
-        return raw + b" " * (-len(raw) % 8)
-
-    data_len = max(0, target_size - 8 - len(header_for(target_size)))
-    header = header_for(data_len)
-    data = random.Random(index).randbytes(data_len)
-    blob = len(header).to_bytes(8, "little") + header + data
-    path.write_bytes(blob)
-    return WeightFile(name=path.name, size=len(blob), sha256=hashlib.sha256(blob).hexdigest())
+    loaded.seconds = time.monotonic() - started
+    return loaded

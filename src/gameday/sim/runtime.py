@@ -3,13 +3,16 @@
 Startup (the HTTP server already answers ``/health`` with 503 meanwhile):
 
 1. resolve the upstream dependency, if any (``socket.getaddrinfo``);
-2. read the model directory (or take the built-in model) and settle ``max_model_len``;
+2. read the model directory's config (or take the built-in model) and settle
+   ``max_model_len``, as vLLM's API server does before it starts the engine;
 3. in GPU mode, check free GPU memory through NVML as vLLM does;
-4. load the weights (real reads, hashing, paced by ``--load-bandwidth``);
+4. find and load the weights (safetensors headers, real reads paced by ``--load-bandwidth``);
 5. allocate the KV cache (host memory, or GPU memory through CUDA) and size it in blocks;
 6. start the engine loop; ``/health`` turns 200.
 
-A failure logs its exact error line and ends the process with exit code 1.
+A failure logs vLLM's error lines and ends the process with exit code 1; one from step 3
+on happens in vLLM's engine core, so vLLM's "Engine core initialization failed" line
+follows its root cause.
 """
 
 from __future__ import annotations
@@ -21,21 +24,22 @@ import threading
 import time
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import NamedTuple
 
 from gameday.sim.cuda import CudaDevice, CudaError, CudaUnavailable
 from gameday.sim.engine import Engine
 from gameday.sim.logs import exception_line, logger, server_logger
 from gameday.sim.memory import GiB, GpuMemory, KVCacheMemory, check_free_memory, nvml_memory
-from gameday.sim.metrics import Metrics
+from gameday.sim.metrics import Metrics, cache_config_labels
 from gameday.sim.model import (
     LoadedWeights,
-    ModelLoadError,
     ModelSpec,
     builtin_model,
     kv_bytes_per_token,
     load_weights,
     read_model_dir,
+    settle_max_model_len,
 )
 from gameday.sim.options import SimOptions
 from gameday.sim.scheduler import Scheduler
@@ -59,11 +63,24 @@ class Unavailable(NamedTuple):
     message: str
 
 
-# Errors that mean the engine core could not start, which vLLM reports with this last line.
-_ENGINE_START_ERRORS = (OSError, RuntimeError, ValueError, ModelLoadError)
+# What vLLM's API server prints last when its engine core failed to start.
 _ENGINE_INIT_FAILED = (
     "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}"
 )
+
+
+_CONSERVING_MEMORY = "https://docs.vllm.ai/en/latest/configuration/conserving_memory/"
+# vLLM 0.32's texts (vllm/v1/core/kv_cache_utils.py)
+_NO_KV_MEMORY = (
+    "No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
+    "initializing the engine (this flag also controls CPU memory reservation on the CPU "
+    f"backend, despite its name). See {_CONSERVING_MEMORY} for more details."
+)
+
+
+def _gib(nbytes: int) -> str:
+    """A size as vLLM's format_gib writes it: GiB rounded to 2 places (0.02, 0.0, 1.5)."""
+    return f"{round(nbytes / GiB, 2)}"
 
 
 class SimRuntime:
@@ -72,6 +89,7 @@ class SimRuntime:
         self.metrics = Metrics(
             flavor=opts.flavor,
             deprecated=opts.deprecated_metrics,
+            vllm_version=opts.vllm_version,
             model_name=opts.served_model_name or "",
         )
         self.phase = Phase.LOADING
@@ -83,7 +101,6 @@ class SimRuntime:
         self.weights: LoadedWeights | None = None
         self.upstream_error: OSError | None = None
         self.exit_code = 0
-        self.created = int(time.time())
         self.address = ("", 0)
         # Set by the server: ends the process after a fatal error.
         self.on_fatal: Callable[[], None] = lambda: None
@@ -135,7 +152,8 @@ class SimRuntime:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.fail(exc, engine_start=isinstance(exc, _ENGINE_START_ERRORS))
+            # what fails before the engine starts is handled in _initialise
+            self.fail(exc, engine_start=True)
 
     def fail(self, exc: BaseException, *, engine_start: bool) -> None:
         """Log a fatal error with vLLM's lines and end the process with exit code 1."""
@@ -161,9 +179,18 @@ class SimRuntime:
                 logger.error("Cannot resolve upstream dependency %s", opts.upstream)
                 self.fail(exc, engine_start=False)
                 return
-        spec = builtin_model() if opts.model_dir is None else read_model_dir(opts.model_dir)
+        try:
+            # the API server's part: vLLM reads the config before it starts the engine core
+            spec = (
+                builtin_model()
+                if opts.model_dir is None
+                else read_model_dir(opts.model_dir, trust_remote_code=opts.trust_remote_code)
+            )
+            self.max_model_len = settle_max_model_len(spec, opts.max_model_len)
+        except Exception as exc:
+            self.fail(exc, engine_start=False)
+            return
         self.model = spec
-        self.max_model_len = self._settle_max_model_len(spec)
         self.model_name = opts.served_model_name or spec.name
         self.metrics.model_name = self.model_name
         self.metrics.set_max_model_len(self.max_model_len)
@@ -183,7 +210,7 @@ class SimRuntime:
             else:
                 requested = check_free_memory(gpu, opts.gpu_memory_utilization)
 
-        logger.info("Starting to load model %s...", spec.path or spec.name)
+        logger.info("Starting to load model %s...", spec.name)
         load_started = time.monotonic()
         weights = await asyncio.to_thread(
             load_weights, spec, bandwidth=opts.load_bandwidth, cancel=self._cancel
@@ -201,6 +228,14 @@ class SimRuntime:
         kv = await asyncio.to_thread(self._allocate_kv, spec, weights, gpu, requested)
         self.kv = kv
         self._start_engine(spec, kv)
+        for name, path in opts.lora_modules:
+            # static adapters load before the server listens: a missing one ends it
+            if not (Path(path) / "adapter_config.json").is_file():
+                self.fail(
+                    ValueError(f"Loading lora {name} failed: No adapter found for {path}"),
+                    engine_start=False,
+                )
+                return
         logger.info(
             "init engine (profile, create kv cache, warmup model) took %.2f seconds",
             time.monotonic() - started,
@@ -218,20 +253,6 @@ class SimRuntime:
                 lambda outcome: loop.call_soon_threadsafe(self._upstream_checked, outcome),
             )
             self._monitor.start()
-
-    def _settle_max_model_len(self, spec: ModelSpec) -> int:
-        requested = self.opts.max_model_len
-        derived = spec.max_position_embeddings
-        if requested is None:
-            return min(spec.max_model_len, derived)
-        if requested > derived:
-            raise ValueError(
-                f"User-specified max_model_len ({requested}) is greater than the derived "
-                f"max_model_len (max_position_embeddings={derived} or model_max_length=None "
-                "in model's config.json). To allow overriding this maximum, set the env var "
-                "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1."
-            )
-        return requested
 
     def _allocate_kv(
         self, spec: ModelSpec, weights: LoadedWeights, gpu: GpuMemory | None, requested: int
@@ -268,10 +289,7 @@ class SimRuntime:
             # vLLM: KV memory = requested - what this process already uses (weights, context).
             nbytes = requested - max(0, gpu.free - free_now)
             if nbytes <= 0:
-                raise ValueError(
-                    "No available memory for the cache blocks. Try increasing "
-                    "`gpu_memory_utilization` when initializing the engine."
-                )
+                raise ValueError(_NO_KV_MEMORY)
             logger.info("Available KV cache memory: %.2f GiB", nbytes / GiB)
             kv.allocations.append(device.alloc(nbytes))
             kv.nbytes = nbytes
@@ -286,20 +304,20 @@ class SimRuntime:
         tokens = opts.kv_cache_tokens or kv.nbytes // per_token
         num_blocks = tokens // opts.block_size
         if num_blocks < 1:
-            raise ValueError(
-                "No available memory for the cache blocks. Try increasing "
-                "`gpu_memory_utilization` when initializing the engine."
-            )
+            raise ValueError(_NO_KV_MEMORY)
         capacity = num_blocks * opts.block_size
         if capacity < self.max_model_len:
+            estimated = (
+                f"Based on the available memory, the estimated maximum model length is {capacity}. "
+            )
             raise ValueError(
-                "To serve at least one request with the models's max seq len "
-                f"({self.max_model_len}), ({self.max_model_len * per_token / GiB:.2f} GiB KV "
+                "To serve at least one request with the model's max seq len "
+                f"({self.max_model_len}), ({_gib(self.max_model_len * per_token)} GiB KV "
                 "cache is needed, which is larger than the available KV cache memory "
-                f"({capacity * per_token / GiB:.2f} GiB). Based on the available memory, the "
-                f"estimated maximum model length is {capacity}. Try increasing "
-                "`gpu_memory_utilization` or decreasing `max_model_len` when initializing "
-                "the engine."
+                f"({_gib(capacity * per_token)} GiB). {estimated}Try increasing "
+                "`gpu_memory_utilization` (which also controls CPU memory on the CPU "
+                "backend) or decreasing `max_model_len` when initializing the engine. "
+                f"See {_CONSERVING_MEMORY} for more details."
             )
         where = "" if kv.backend == "cuda" else " (simulated in host memory)"
         logger.info("GPU KV cache size: %s tokens%s", f"{capacity:,}", where)
@@ -318,7 +336,15 @@ class SimRuntime:
         metrics.kv_backend = kv.backend
         metrics.kv_bytes = kv.nbytes
         metrics.device = kv.device
-        metrics.gpu_memory_utilization = opts.gpu_memory_utilization
+        metrics.cache_config = cache_config_labels(
+            block_size=opts.block_size,
+            num_blocks=num_blocks,
+            max_model_len=self.max_model_len,
+            kv_cache_bytes=kv.nbytes,
+            gpu_memory_utilization=opts.gpu_memory_utilization,
+            num_gpu_blocks_override=num_blocks if opts.kv_cache_tokens else None,
+            user_specified_block_size=opts.block_size != SimOptions.block_size,
+        )
         metrics.scheduler = scheduler
         self.engine = Engine(
             scheduler,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gameday.sim.model import write_model_dir
 from tests.integration.sim.support import StartSim, free_port
+from tests.support.models import SHARD_1, SHARD_2, tiny_model
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +23,16 @@ ENGINE_FAILED = (
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
-    write_model_dir(tmp_path / "model", size=256 * 1024, files=2, name="tiny-llama")
-    return tmp_path / "model"
+    return tiny_model(tmp_path / "model", shards=2)
+
+
+def error_lines(log: str) -> list[str]:
+    """The log without vLLM-style and uvicorn-style log records: what Python printed."""
+    return [
+        line
+        for line in log.splitlines()
+        if not re.match(r"^(INFO|WARNING|ERROR|DEBUG)[ :]", line) and line.strip()
+    ]
 
 
 def test_a_busy_port_fails_at_once_with_errno_98(start_sim: StartSim) -> None:
@@ -38,48 +47,83 @@ def test_a_busy_port_fails_at_once_with_errno_98(start_sim: StartSim) -> None:
     assert "Starting to load model" not in log  # it failed before loading anything
 
 
-def test_a_missing_model_directory(start_sim: StartSim, tmp_path: Path) -> None:
+def test_a_missing_model_directory_fails_before_the_engine(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
     missing = tmp_path / "models" / "llama"
     sim = start_sim("--model-dir", str(missing), wait=False)
     assert sim.wait_exit() == 1
-    log = sim.log()
-    assert f"FileNotFoundError: [Errno 2] No such file or directory: '{missing}'" in log
-    assert ENGINE_FAILED in log
+    assert error_lines(sim.log()) == [
+        "huggingface_hub.errors.HFValidationError: Repo id must be in the form 'repo_name' or "
+        f"'namespace/repo_name': '{missing}'. Use `repo_type` argument if needed."
+    ]
 
 
-def test_a_missing_weight_file(start_sim: StartSim, model_dir: Path) -> None:
-    shard = model_dir / "model-00002-of-00002.safetensors"
+def test_a_missing_config_fails_before_the_engine(start_sim: StartSim, model_dir: Path) -> None:
+    (model_dir / "config.json").unlink()
+    sim = start_sim("--model-dir", str(model_dir), wait=False)
+    assert sim.wait_exit() == 1
+    lines = error_lines(sim.log())
+    assert lines[:2] == [
+        "pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig",
+        f"  Value error, Invalid repository ID or local directory specified: '{model_dir}'.",
+    ]
+    assert ENGINE_FAILED not in lines
+
+
+def test_a_missing_shard_is_vllms_index_error(start_sim: StartSim, model_dir: Path) -> None:
+    shard = model_dir / SHARD_2
     shard.unlink()
     sim = start_sim("--model-dir", str(model_dir), wait=False)
     assert sim.wait_exit() == 1
-    assert f"FileNotFoundError: [Errno 2] No such file or directory: '{shard}'" in sim.log()
+    # the root cause, then the API server's line, as vLLM prints them
+    assert error_lines(sim.log()) == [
+        f"FileNotFoundError: Weight files referenced in index but missing: {{'{shard}'}}",
+        ENGINE_FAILED,
+    ]
 
 
-def test_a_corrupted_weight_file_fails_its_checksum(start_sim: StartSim, model_dir: Path) -> None:
-    shard = model_dir / "model-00001-of-00002.safetensors"
-    blob = bytearray(shard.read_bytes())
-    blob[len(blob) // 2] ^= 0x01
-    shard.write_bytes(bytes(blob))
+def test_the_only_weight_file_missing(start_sim: StartSim, tmp_path: Path) -> None:
+    model = tiny_model(tmp_path / "model", shards=1)
+    (model / "model.safetensors").unlink()
+    sim = start_sim("--model-dir", str(model), wait=False)
+    assert sim.wait_exit() == 1
+    assert error_lines(sim.log()) == [
+        f"RuntimeError: Cannot find any model weights with `{model}`",
+        ENGINE_FAILED,
+    ]
+
+
+def test_a_truncated_weight_file_fails_in_safetensors(start_sim: StartSim, model_dir: Path) -> None:
+    shard = model_dir / SHARD_2
+    os.truncate(shard, shard.stat().st_size // 2)
     sim = start_sim("--model-dir", str(model_dir), wait=False)
     assert sim.wait_exit() == 1
-    assert re.search(
-        rf"ValueError: Checksum mismatch for weight file {re.escape(str(shard))}: expected sha256 "
-        r"[0-9a-f]{64}, got [0-9a-f]{64}\. The file is corrupted; re-download the model\.",
-        sim.log(),
+    assert error_lines(sim.log()) == [
+        "safetensors._safetensors_rust.SafetensorError: Error while deserializing header: "
+        "incomplete metadata, file not fully covered",
+        ENGINE_FAILED,
+    ]
+
+
+def test_an_overwritten_header_length(start_sim: StartSim, model_dir: Path) -> None:
+    with (model_dir / SHARD_1).open("r+b") as handle:
+        handle.write(b"\xff" * 8)
+    sim = start_sim("--model-dir", str(model_dir), wait=False)
+    assert sim.wait_exit() == 1
+    assert error_lines(sim.log())[0] == (
+        "safetensors._safetensors_rust.SafetensorError: Error while deserializing header: "
+        "header too large"
     )
 
 
-def test_a_truncated_weight_file_fails_like_safetensors(
-    start_sim: StartSim, model_dir: Path
-) -> None:
-    shard = model_dir / "model-00002-of-00002.safetensors"
-    shard.write_bytes(shard.read_bytes()[:1000])
-    sim = start_sim("--model-dir", str(model_dir), wait=False)
-    assert sim.wait_exit() == 1
-    log = sim.log()
-    assert f"Failed to load weight file {shard}" in log
-    header_error = "Error while deserializing header: MetadataIncompleteBuffer"
-    assert f"safetensors_rust.SafetensorError: {header_error}" in log
+def test_flipped_bytes_load_unnoticed_as_in_vllm(start_sim: StartSim, model_dir: Path) -> None:
+    shard = model_dir / SHARD_1
+    blob = bytearray(shard.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    shard.write_bytes(bytes(blob))
+    sim = start_sim("--model-dir", str(model_dir))  # healthy: nothing checks a checksum
+    assert sim.chat(model=str(model_dir), max_tokens=2).status_code == 200
 
 
 def test_an_unresolvable_upstream_at_startup(start_sim: StartSim) -> None:
@@ -94,22 +138,32 @@ def test_an_unresolvable_upstream_at_startup(start_sim: StartSim) -> None:
 def test_a_kv_cache_too_small_for_max_model_len(start_sim: StartSim) -> None:
     sim = start_sim("--kv-cache-tokens", "1024", wait=False)
     assert sim.wait_exit() == 1
-    assert (
-        "ValueError: To serve at least one request with the models's max seq len (4096), "
+    assert error_lines(sim.log()) == [
+        "ValueError: To serve at least one request with the model's max seq len (4096), "
         "(0.02 GiB KV cache is needed, which is larger than the available KV cache memory "
-        "(0.00 GiB). Based on the available memory, the estimated maximum model length is "
-        "1024. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when "
-        "initializing the engine."
-    ) in sim.log()
+        "(0.0 GiB). Based on the available memory, the estimated maximum model length is "
+        "1024. Try increasing `gpu_memory_utilization` (which also controls CPU memory on "
+        "the CPU backend) or decreasing `max_model_len` when initializing the engine. See "
+        "https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details.",
+        ENGINE_FAILED,
+    ]
 
 
-def test_max_model_len_beyond_the_models(start_sim: StartSim) -> None:
-    sim = start_sim("--max-model-len", "8192", wait=False)
+def test_max_model_len_beyond_the_models(start_sim: StartSim, model_dir: Path) -> None:
+    sim = start_sim("--model-dir", str(model_dir), "--max-model-len", "4096", wait=False)
     assert sim.wait_exit() == 1
-    assert (
-        "ValueError: User-specified max_model_len (8192) is greater than the derived "
-        "max_model_len (max_position_embeddings=4096"
-    ) in sim.log()
+    lines = error_lines(sim.log())
+    assert lines[0] == (
+        "pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig"
+    )
+    assert lines[1].startswith(
+        "  Value error, User-specified max_model_len (4096) is greater than the derived "
+        "max_model_len (max_position_embeddings=512.0 or model_max_length=None in model's "
+        "config.json). To allow overriding this maximum, set the env var "
+        "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1."
+    )
+    assert ENGINE_FAILED not in lines  # vLLM fails it before it starts an engine
+    assert "Starting to load model" not in sim.log()
 
 
 @pytest.mark.parametrize(

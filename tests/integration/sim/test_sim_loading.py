@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
-from gameday.sim.model import write_model_dir
 from tests.integration.sim.support import StartSim, wait_until
+from tests.support.models import tiny_model
 
 pytestmark = pytest.mark.integration
 
 
 def test_health_is_503_while_loading_then_200(start_sim: StartSim, tmp_path: Path) -> None:
-    write_model_dir(tmp_path / "m", size=3 * 2**20, files=2, name="slow-llama")
-    # 3 MiB at 3 MiB/s: about one second of loading.
-    sim = start_sim("--model-dir", str(tmp_path / "m"), "--load-bandwidth", "3Mi", wait=False)
+    model = tiny_model(tmp_path / "m", shards=2)
+    # 1.7 MB at 1.25 MiB/s: more than a second of loading.
+    sim = start_sim("--model-dir", str(model), "--load-bandwidth", "1280Ki", wait=False)
     wait_until(lambda: sim.health() == 503, 5, "/health 503 while loading")
     r = sim.chat()
     assert r.status_code == 503
@@ -28,9 +29,12 @@ def test_health_is_503_while_loading_then_200(start_sim: StartSim, tmp_path: Pat
     }
     loading_for = sim.wait_healthy()
     assert loading_for > 0.8
-    assert sim.chat(model="slow-llama", max_tokens=2).status_code == 200
+    # served under its path, as vLLM serves a local directory
+    models = httpx.get(f"{sim.base}/v1/models", timeout=10).json()["data"]
+    assert [m["id"] for m in models] == [str(model)]
+    assert sim.chat(model=str(model), max_tokens=2).status_code == 200
     log = sim.log()
-    assert f"Starting to load model {tmp_path / 'm'}..." in log
+    assert f"Starting to load model {model}..." in log
     assert "Loading safetensors checkpoint shards: 100% Completed | 2/2" in log
     assert "Loading weights took" in log
     assert log.index("Loading weights took") < log.index("Application startup complete.")
@@ -39,10 +43,14 @@ def test_health_is_503_while_loading_then_200(start_sim: StartSim, tmp_path: Pat
 
 
 def test_weights_and_kv_cache_are_really_in_memory(start_sim: StartSim, tmp_path: Path) -> None:
-    write_model_dir(tmp_path / "m", size=16 * 2**20, files=2)
-    sim = start_sim("--model-dir", str(tmp_path / "m"), "--cpu-kv-cache-bytes", "96Mi")
+    model = tiny_model(tmp_path / "m", shards=1)
+    sim = start_sim(
+        "--model-dir", str(model), "--cpu-kv-cache-bytes", "96Mi", "--served-model-name", "tiny"
+    )
     rss = psutil.Process(sim.proc.pid).memory_info().rss
-    assert rss > (16 + 96) * 2**20
+    weights = (model / "model.safetensors").stat().st_size
+    assert rss > 96 * 2**20 + weights
     assert sim.value("gameday_sim_kv_cache_bytes") == 96 * 2**20
-    # 96 MiB at 4 KiB per token of the tiny Llama.
-    assert "GPU KV cache size: 24,576 tokens (simulated in host memory)" in sim.log()
+    # 96 MiB at 1 KiB per token of the tiny Llama (2 x 2 layers x 4 KV heads x 32 x bf16).
+    assert "GPU KV cache size: 98,304 tokens (simulated in host memory)" in sim.log()
+    assert sim.chat(model="tiny", max_tokens=2).status_code == 200

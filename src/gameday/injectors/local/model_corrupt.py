@@ -1,29 +1,31 @@
 """model-corrupt (InferenceModelLoading): a weight file of the server's model is damaged.
 
 The ModelInferenceFailure runbook's "Model Loading Failures": corrupted model files,
-found by "verify model file checksums" and fixed by re-downloading. One weight file
-(``file``, or the first shard ``manifest.json`` lists) is damaged and the server is
-restarted; its model load really reads the bytes and fails the way the loader does:
+fixed by re-downloading. One weight file (``file``, or the first one the safetensors
+index names, else the first ``*.safetensors`` file) is damaged and the server is
+restarted; its model load opens the file with safetensors and fails as vLLM 0.32's does,
+in the engine core (then ``RuntimeError: Engine core initialization failed. ...``):
 
-- ``flip`` (default): ``length`` bytes at ``offset`` (default: the middle of the file)
-  are inverted — bit rot or a bad copy. The file still parses, and only the checksum
-  tells: ``ValueError: Checksum mismatch for weight file <path>`` (files the manifest
-  lists without a sha256 would load unnoticed; the fault says so).
-- ``truncate``: the file is cut at ``offset`` (default: half its size) — an interrupted
-  download: ``safetensors_rust.SafetensorError: Error while deserializing header:
-  MetadataIncompleteBuffer``.
-- ``header``: the 8-byte header length is overwritten — a file that is not safetensors
-  at all: ``... Error while deserializing header: HeaderTooLarge``.
+- ``truncate`` (default): the file is cut at ``offset`` (default: half its size), an
+  interrupted download: ``safetensors_rust.SafetensorError: Error while deserializing
+  header: incomplete metadata, file not fully covered`` (Python names the class
+  ``safetensors._safetensors_rust.SafetensorError``);
+- ``header``: the 8-byte header length is overwritten, a file that is not safetensors
+  at all: ``... Error while deserializing header: header too large``;
+- ``flip``: ``length`` bytes at ``offset`` (default: the middle of the file) are
+  inverted, bit rot or a bad copy. Inside a tensor this goes unnoticed: vLLM keeps no
+  checksum and loads the bytes as they are (so does the simulator); the server starts
+  and serves, and the fault says so. A scenario must not expect a failure from it.
 
-The process exits 1 and crash-loops until the fault is reverted. The intact file is
-first moved aside within its directory (an atomic rename, after the undo record is in
-the journal), and the damaged copy is written in its place; reverting, or ``gameday
-cleanup`` after a crash of the harness, moves the intact file back byte for byte.
+A noticed damage makes the process exit 1 and crash-loop until the fault is reverted.
+The intact file is first moved aside within its directory (an atomic rename, after the
+undo record is in the journal), and the damaged copy is written in its place;
+reverting, or ``gameday cleanup`` after a crash of the harness, moves the intact file
+back byte for byte.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -35,7 +37,6 @@ from gameday.engine.undo import RestoreFile
 from gameday.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.injectors.local.model_missing import (
-    MANIFEST,
     ModelFileSpec,
     model_dir_of,
     saved_path,
@@ -46,7 +47,7 @@ from gameday.targets.local.target import LocalTarget
 
 __all__ = ["ModelCorrupt", "ModelCorruptSpec", "damage"]
 
-Mode = Literal["flip", "truncate", "header"]
+Mode = Literal["truncate", "header", "flip"]
 HEADER_LENGTH_BYTES = 8
 """A safetensors file starts with its JSON header's length, little-endian u64."""
 
@@ -54,11 +55,12 @@ HEADER_LENGTH_BYTES = 8
 class ModelCorruptSpec(ModelFileSpec):
     """Damage one weight file of the server's model directory for the fault's duration."""
 
-    mode: Mode = "flip"
-    """flip: invert bytes (the checksum fails); truncate: cut the file short (safetensors
-    MetadataIncompleteBuffer); header: overwrite the header length (HeaderTooLarge)."""
+    mode: Mode = "truncate"
+    """truncate: cut the file short (safetensors "incomplete metadata, file not fully
+    covered"); header: overwrite the header length ("header too large"); flip: invert
+    bytes, which vLLM does not notice (no checksum): the server loads them and serves."""
     offset: ByteSize | None = None
-    """flip: where the inverted bytes start; truncate: the new size. Default: the middle
+    """truncate: the new size; flip: where the inverted bytes start. Default: the middle
     of the file."""
     length: int = Field(default=64, ge=1, le=2**20)
     """flip: how many bytes to invert."""
@@ -94,35 +96,25 @@ def damage(path: Path, spec: ModelCorruptSpec) -> str:
     return done
 
 
-def _manifest_sha256(model_dir: Path, original: Path) -> str | None:
-    try:
-        manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
-        relative = original.relative_to(model_dir).as_posix()
-        return next(
-            (str(f["sha256"]) for f in manifest["files"] if f.get("path") == relative), None
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
 @faults.register("model-corrupt")
 class ModelCorrupt(Injector[ModelCorruptSpec, LocalTarget]):
     Params = ModelCorruptSpec
     target_kinds = frozenset({"local"})
     runbook = "InferenceModelLoading"
     summary = (
-        "Damage a weight file of the model directory (flipped bytes, truncated, bad header); "
-        "the restarted server fails its model load with the loader's error."
+        "Damage a weight file of the model directory (truncated, bad header, flipped bytes); "
+        "the restarted server fails its model load with safetensors' error (flipped bytes "
+        "inside a tensor go unnoticed: vLLM keeps no checksum)."
     )
 
     @classmethod
     def describe(cls, spec: ModelCorruptSpec) -> str:
-        which = spec.file or "the first weight file of the manifest"
+        which = spec.file or "the first weight file of the index"
         at = "the middle" if spec.offset is None else f"offset {spec.offset}"
         how = {
-            "flip": f"invert {spec.length} bytes at {at} of {which} (its checksum fails)",
-            "truncate": f"truncate {which} at {at} (safetensors MetadataIncompleteBuffer)",
-            "header": f"overwrite the header length of {which} (safetensors HeaderTooLarge)",
+            "truncate": f"truncate {which} at {at} (safetensors: incomplete metadata)",
+            "header": f"overwrite the header length of {which} (safetensors: header too large)",
+            "flip": f"invert {spec.length} bytes at {at} of {which} (unnoticed: no checksum)",
         }[spec.mode]
         restart = ", then restart the server" if spec.restart_server else ""
         return f"{how}, keeping the intact file aside{restart}"
@@ -137,11 +129,11 @@ class ModelCorrupt(Injector[ModelCorruptSpec, LocalTarget]):
             )
         saved = saved_path(original, self.ctx.changes.run_id)
         details = {"file": str(original), "intact copy": str(saved), "mode": self.spec.mode}
-        expected = _manifest_sha256(model_dir, original)
-        if self.spec.mode == "flip" and expected is None:
-            details["checksum"] = "none in manifest.json: the server may load it unnoticed"
+        if self.spec.mode == "flip":
+            details["noticed"] = "no: vLLM keeps no checksum; the server loads the bytes as is"
             self.ctx.note(
-                f"{original.name} has no sha256 in manifest.json: flipped bytes go unnoticed",
+                f"flipped bytes in {original.name} go unnoticed: vLLM (and the simulator) "
+                "checks no checksum, so the server starts and serves",
                 level="warning",
             )
 

@@ -2,11 +2,18 @@
 
 The ModelInferenceFailure runbook's "Model Loading Failures" (30% of its cases): model
 not found, files missing from the model volume. One weight file (``file``, or the first
-shard ``manifest.json`` lists) is moved aside within the model directory and the server
-is restarted, as a rollout or a crash would: the model load opens the file and fails
-with the OS's own ``FileNotFoundError: [Errno 2] No such file or directory: '<path>'``,
-the process exits 1 and the supervisor keeps restarting it (CrashLoopBackOff) until
-the fault is reverted and the file is back, when the next restart loads the model.
+one the safetensors index names, else the first ``*.safetensors`` file) is moved aside
+within the model directory and the server is restarted, as a rollout or a crash would.
+Its model load fails as vLLM 0.32's does, in the engine core:
+
+- a shard of a sharded model: ``FileNotFoundError: Weight files referenced in index but
+  missing: {'<path>'}``;
+- the only weight file: ``RuntimeError: Cannot find any model weights with `<dir>```.
+
+Each is followed by ``RuntimeError: Engine core initialization failed. See root cause
+above. ...``; the process exits 1 and the supervisor keeps restarting it
+(CrashLoopBackOff) until the fault is reverted and the file is back, when the next
+restart loads the model.
 
 The undo record (move the file back) is in the journal before the file moves; the file
 stays on the same filesystem, so both moves are atomic renames and ``gameday cleanup``
@@ -17,7 +24,6 @@ choosing the weight file, the saved name — are shared with ``model-corrupt``.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path, PurePosixPath
 
@@ -26,11 +32,11 @@ from pydantic import field_validator
 from gameday.engine.undo import RestoreFile
 from gameday.errors import InjectionError
 from gameday.injectors.base import Injector, faults
+from gameday.models.layout import INDEX, weight_files
 from gameday.scenario.model import FaultSpec
 from gameday.targets.local.target import LocalTarget
 
 __all__ = [
-    "MANIFEST",
     "ModelFileSpec",
     "ModelMissing",
     "ModelMissingSpec",
@@ -39,15 +45,13 @@ __all__ = [
     "weight_file",
 ]
 
-MANIFEST = "manifest.json"
-
 
 class ModelFileSpec(FaultSpec):
     """Parameters of the faults that act on one file of the server's model directory."""
 
     file: str | None = None
     """The weight file, relative to the model directory. Default: the first file that
-    ``manifest.json`` lists (else the first ``*.safetensors`` by name)."""
+    ``model.safetensors.index.json`` names (else the first ``*.safetensors`` by name)."""
     restart_server: bool = True
     """Restart the server once the file is changed (the documented failure happens at
     model load). False only changes the file for the next restart, whenever that comes."""
@@ -81,7 +85,10 @@ def model_dir_of(target: LocalTarget) -> Path:
     if not model_dir.is_dir():
         raise InjectionError(f"the server's model directory {model_dir} does not exist")
     command = target.spec.server.command
-    if not any("{model_dir}" in arg or str(model_dir) in arg for arg in command):
+    # the sim and vllm engines always pass it; a command of the scenario's own must
+    if command is not None and not any(
+        "{model_dir}" in arg or str(model_dir) in arg for arg in command
+    ):
         # the server would never read the file: the fault would change nothing it uses
         raise InjectionError(
             f'the server command does not pass its model directory ("{{model_dir}}" or '
@@ -101,17 +108,13 @@ def weight_file(model_dir: Path, name: str | None) -> Path:
 
 
 def _first_weight_file(model_dir: Path) -> str:
-    manifest = model_dir / MANIFEST
-    if manifest.is_file():
-        try:
-            files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-            return str(files[0]["path"])
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise InjectionError(f"cannot read the weight files of {manifest}: {error!r}") from None
-    shards = sorted(p.name for p in model_dir.glob("*.safetensors") if p.is_file())
-    if not shards:
-        raise InjectionError(f"{model_dir} has no manifest.json and no *.safetensors file")
-    return shards[0]
+    try:
+        files = weight_files(model_dir)
+    except (OSError, ValueError) as error:
+        raise InjectionError(f"cannot read {model_dir / INDEX}: {error}") from None
+    if not files:
+        raise InjectionError(f"{model_dir} has no weight file (no {INDEX}, no *.safetensors)")
+    return files[0]
 
 
 def saved_path(original: Path, run_id: str) -> Path:
@@ -127,13 +130,13 @@ class ModelMissing(Injector[ModelMissingSpec, LocalTarget]):
     runbook = "InferenceModelLoading"
     summary = (
         "Move a weight file of the server's model aside; the restarted server fails its "
-        "model load with FileNotFoundError."
+        "model load (vLLM: a shard the index names is missing, or no weights at all)."
     )
 
     @classmethod
     def describe(cls, spec: ModelMissingSpec) -> str:
-        which = spec.file or "the first weight file of the manifest"
-        restart = ", then restart the server (its model load fails with FileNotFoundError)"
+        which = spec.file or "the first weight file of the index"
+        restart = ", then restart the server (its model load fails: weight files missing)"
         return f"move {which} of the server's model directory aside" + (
             restart if spec.restart_server else ""
         )
