@@ -100,6 +100,8 @@ class FreePortRemedy(Remedy[FreePort, LocalTarget]):
         server = self.target.require_supervisor().pid
         if server is not None:
             spared.add(server)
+        if self.target.cgroup is not None:
+            spared.update(self.target.cgroup.pids())  # the server's own children
         holders = {
             pid: command for pid, command in port_holders(port, netns).items() if pid not in spared
         }

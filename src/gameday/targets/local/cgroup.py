@@ -130,6 +130,24 @@ class MemoryCgroup:
         except OSError:
             return []
 
+    def kill_members(self, timeout: float = 5.0) -> list[int]:
+        """SIGKILL every process in the cgroup until none is left (or ``timeout``), as a
+        container runtime does when a container's main process has exited. Returns the
+        pids it signalled."""
+        killed: list[int] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            members = self.pids()
+            if not members:
+                break
+            for pid in members:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                if pid not in killed:
+                    killed.append(pid)
+            time.sleep(0.02)  # killed processes leave cgroup.procs as the kernel reaps them
+        return killed
+
     def usage(self) -> int:
         name = "memory.current" if self.version == 2 else "memory.usage_in_bytes"
         return int((self.path / name).read_text())

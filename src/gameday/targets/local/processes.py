@@ -4,7 +4,10 @@ Every process is started with a token in its environment
 (``GAMEDAY_PROCESS_TOKEN``), recorded in the journal *before* the fork. The
 token is inherited by anything the process starts, so ``KillProcesses`` finds
 the whole family by scanning ``/proc/*/environ`` even when the harness was
-``kill -9``-ed before it learnt a pid.
+``kill -9``-ed before it learnt a pid. Not every family keeps it: a process that
+renames itself (vLLM's EngineCore and Worker, through setproctitle) overwrites the
+memory ``/proc/PID/environ`` reads. So a process started in a cgroup is also found by
+that cgroup's membership, which nothing inside can change.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +35,8 @@ __all__ = [
     "find_processes",
     "free_port",
     "port_is_free",
+    "private_shm",
+    "private_shm_support",
     "spawn",
     "terminate",
 ]
@@ -92,11 +98,20 @@ class KillProcesses(UndoAction):
     name: str
     command: list[str]
     grace: float = 5.0
+    cgroup_procs: str | None = None
+    """The ``cgroup.procs`` file of the cgroup the processes run in, if any."""
+
+    def _members(self) -> list[int]:
+        found = set(find_processes(self.token))
+        if self.cgroup_procs is not None:
+            with contextlib.suppress(OSError, ValueError):
+                found.update(int(p) for p in Path(self.cgroup_procs).read_text().split())
+        return sorted(found)
 
     def revert(self) -> str:
         stopped: list[int] = []
         for _ in range(3):  # a dying parent may have started one more child: look again
-            pids = [p for p in find_processes(self.token) if p not in stopped]
+            pids = [p for p in self._members() if p not in stopped]
             if not pids:
                 break
             terminate(pids, self.grace)
@@ -157,7 +172,14 @@ def spawn(
     """
     if record is None:
         token = f"{changes.run_id}.{os.getpid()}.{time.monotonic_ns()}"
-        undo_id = changes.record(KillProcesses(token=token, name=name, command=list(command)))
+        undo_id = changes.record(
+            KillProcesses(
+                token=token,
+                name=name,
+                command=list(command),
+                cgroup_procs=None if cgroup_procs is None else str(cgroup_procs),
+            )
+        )
     else:
         undo_id, token = record
     full_env = {**os.environ, **(env or {}), TOKEN_VARIABLE: token}
@@ -175,6 +197,41 @@ def spawn(
         process_group=0,
     )
     return Spawned(name, popen, undo_id, token)
+
+
+SHM_MOUNT = 'mount -t tmpfs -o "size=$0,mode=1777,nosuid,nodev" shm /dev/shm && exec "$@"'
+"""Run in a mount namespace of its own: a fresh /dev/shm for the command, then the command."""
+
+
+def private_shm_support() -> str | None:
+    """None when a server can get a /dev/shm of its own here, else why not."""
+    if os.geteuid() != 0:
+        return "a mount namespace needs root"
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    if not Path("/dev/shm").is_dir():  # noqa: S108 - the mount point itself, not a file in it
+        return "there is no /dev/shm"
+    return None
+
+
+def private_shm(command: Sequence[str], size: int) -> list[str]:
+    """``command`` with a tmpfs /dev/shm of ``size`` bytes of its own, as a container has.
+
+    The mount lives in a mount namespace only the command's processes share, so every
+    shared-memory segment they make vanishes with the last of them: none can leak into
+    the machine's /dev/shm, whether the harness stops them or dies."""
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        SHM_MOUNT,
+        str(size),
+        *command,
+    ]
 
 
 LISTEN_PORTS = (20000, 32767)

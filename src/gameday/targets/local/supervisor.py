@@ -4,10 +4,17 @@ It starts the command, streams its output into the event stream and a log
 file, notices how it ended (the kernel's OOM kill counter of its cgroup tells
 an OOM kill apart from any other SIGKILL), and restarts it with an exponential
 backoff as a kubelet does with CrashLoopBackOff — with game-day sized delays.
+
+The server is treated as a container: when its main process exits, every process
+left in its cgroup (and its process group) is killed, as a container runtime kills
+a container whose PID 1 has gone. vLLM's EngineCore and Worker outlive a killed API
+server otherwise, holding its memory and its output pipes; the exit is recorded when
+the main process is reaped, never after the pipe readers, which such children hold.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -290,6 +297,12 @@ class Supervisor:
                 )
         stream.close()
 
+    def _kill_container(self, current: Spawned) -> set[int]:
+        """Kill what the main process left behind: its process group, then its cgroup."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(current.pid, signal.SIGKILL)  # no group left once all are gone
+        return set(self.cgroup.kill_members()) if self.cgroup is not None else set()
+
     def _classify(self, returncode: int) -> tuple[int, str | None, str]:
         """(exit code as a runtime reports it, signal name, kubelet-style reason)."""
         oom = self.cgroup is not None and self.cgroup.oom_kills() > self._oom_before
@@ -308,8 +321,10 @@ class Supervisor:
             current = self._current
             assert current is not None
             returncode = current.popen.wait()
+            exited_at = time.time()
+            leftovers = self._kill_container(current)
             for reader in self._readers:
-                reader.join(5)
+                reader.join(2)  # the pipes close once the last holder is dead
             ran_for = time.monotonic() - self._started_at
             code, sig_name, reason = self._classify(returncode)
             with self._lock:
@@ -323,8 +338,19 @@ class Supervisor:
                 if reason == "OOMKilled":
                     self.state.oom_kills += 1
                 self._exited.notify_all()
+            if leftovers:
+                self.ctx.bus.emit(
+                    Note(
+                        scenario=self.ctx.scenario,
+                        level="info",
+                        message=f"{self.name}: main process {current.pid} exited; killed "
+                        f"{len(leftovers)} process(es) left in its container "
+                        f"{sorted(leftovers)}, as a container runtime does",
+                    )
+                )
             self.ctx.bus.emit(
                 ProcessExited(
+                    ts=exited_at,
                     scenario=self.ctx.scenario,
                     process=self.name,
                     pid=current.pid,
