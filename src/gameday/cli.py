@@ -23,10 +23,12 @@ from rich.text import Text
 
 from gameday import __version__
 from gameday.errors import ExitCode, GamedayError, UsageError
+from gameday.models.cli import app as model_app
 from gameday.rules.cli import app as alerts_app
 from gameday.runbooks.cli import diagnose
 from gameday.sim.cli import app as sim_app
 from gameday.targets.base import RuleOptions
+from gameday.targets.local.engines.cli import app as engines_app
 from gameday.testenv.cli import app as testenv_app
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(sim_app, name="sim")
+app.add_typer(model_app, name="model")
+app.add_typer(engines_app, name="engines")
 app.add_typer(testenv_app, name="testenv")
 app.add_typer(alerts_app, name="alerts")
 app.command()(diagnose)
@@ -107,6 +111,24 @@ def _with_rules(item: LoadedScenario, options: RuleOptions) -> LoadedScenario:
     target = entry.model_copy(update={"params": params})
     scenario = item.scenario.model_copy(update={"target": target})
     return dataclasses.replace(item, scenario=scenario)
+
+
+def _with_engine(item: LoadedScenario, engine: str) -> LoadedScenario:
+    """The scenario with its server's engine swapped (``run --engine``)."""
+    from gameday.targets.base import targets
+    from gameday.targets.local.engines import engines
+
+    if engine not in engines:
+        raise UsageError(
+            f"--engine: unknown engine {engine!r} (known: {', '.join(engines.names())})"
+        )
+    entry = item.scenario.target
+    try:
+        params = targets.get(entry.kind).with_engine(entry.params, engine)
+    except UsageError as error:
+        raise UsageError(f"{item.path}: {error}") from None
+    target = entry.model_copy(update={"params": params})
+    return dataclasses.replace(item, scenario=item.scenario.model_copy(update={"target": target}))
 
 
 def _paths(paths: list[Path]) -> list[Path]:
@@ -208,6 +230,15 @@ def run(
         str | None,
         typer.Option("--alertmanager", help="Kubernetes tiers: the cluster Alertmanager's URL."),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Local tier: serve with this engine instead of the scenario's (sim or "
+            "vllm; see `gameday engines`). Deadlines written with `startup` follow the "
+            "engine's measured start-up time.",
+        ),
+    ] = None,
 ) -> None:
     """Run scenarios for real and write their reports.
 
@@ -227,6 +258,8 @@ def run(
     options = RuleOptions(tuple(rule_files), bundled_rules, time_compression)
     if options != RuleOptions():
         loaded = _guard(lambda: [_with_rules(item, options) for item in loaded])
+    if engine is not None:
+        loaded = _guard(lambda: [_with_engine(item, engine) for item in loaded])
     if dry_run:
         from gameday.engine.plan import describe_plan
 

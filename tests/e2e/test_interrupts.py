@@ -26,7 +26,10 @@ pytestmark = pytest.mark.e2e
 
 
 def start_run(
-    report_dir: Path, state_dir: Path, scenario: Path = SCENARIOS / "port-conflict.yaml"
+    report_dir: Path,
+    state_dir: Path,
+    scenario: Path = SCENARIOS / "port-conflict.yaml",
+    *extra: str,
 ) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GAMEDAY_STATE_DIR": str(state_dir)}
     return subprocess.Popen(
@@ -38,6 +41,7 @@ def start_run(
             str(scenario),
             "--report-dir",
             str(report_dir),
+            *extra,
         ],
         cwd=REPO,
         env=env,

@@ -31,11 +31,11 @@ def gameday(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     [
         (
             ("users: 8,", "userz: 8,"),
-            ":19:30: load.userz: unknown field 'userz' (did you mean 'users'?)",
+            ":18:30: load.userz: unknown field 'userz' (did you mean 'users'?)",
         ),
         (
             ("type: port-conflict, at: 2s}", "type: port-conflict, at: 2x}"),
-            ":24:48: faults[0].at: invalid duration '2x'",
+            ":23:48: faults[0].at: invalid duration '2x'",
         ),
         (("load: {profile", "load: {{profile"), "invalid YAML"),
     ],

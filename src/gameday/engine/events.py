@@ -322,6 +322,8 @@ class FaultApplied(Event):
     offset: float
     details: tuple[tuple[str, str], ...] = ()
     runbook: str | None = None
+    duration: float | None = None
+    """Seconds it stays applied (start-ups resolved); None for a one-shot fault."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,8 @@ from gameday.remedies.base import PlannedStep, plan_remedy
 from gameday.runbooks import load_catalog
 from gameday.scenario.loader import LoadedScenario
 from gameday.scenario.model import Phase, RemedySpec, TargetParams
-from gameday.scenario.units import format_duration
+from gameday.scenario.units import format_duration, format_span
+from gameday.targets.base import targets
 
 __all__ = ["check_plan", "describe_plan"]
 
@@ -49,6 +50,9 @@ def _issues(item: LoadedScenario) -> list[ScenarioIssue]:
     if uses_load and scenario.load is None:
         issues.append(item.issue(["load"], "load expectations need a load: section"))
     issues.extend(_remedy_issues(item))
+    target = scenario.target
+    for field, message in targets.get(target.kind).check_files(target.params, item.path.parent):
+        issues.append(item.issue(["target", target.kind, *field], message))
     return issues
 
 
@@ -136,7 +140,7 @@ def describe_plan(loaded: Sequence[LoadedScenario]) -> str:
                 lines.append(f"  - {phase.value}: {entry.params.describe()}")
         for fault in s.faults:
             injector = faults.lookup(s.target.kind, fault.type)
-            window = f"for {format_duration(fault.duration)}" if fault.duration else "once"
+            window = f"for {format_span(fault.duration)}" if fault.duration is not None else "once"
             lines.append(
                 f"  - at +{format_duration(fault.at)} {window}: fault {fault.name} ({fault.type}): "
                 f"{injector.describe(fault)}"
@@ -146,7 +150,7 @@ def describe_plan(loaded: Sequence[LoadedScenario]) -> str:
                 lines.extend(_remedy_plan(s.remedy, s.target.kind))
             for entry in entries:
                 within = entry.params.within
-                deadline = f" within {format_duration(within)}" if within is not None else ""
+                deadline = f" within {format_span(within)}" if within is not None else ""
                 lines.append(f"  - {phase.value}: {entry.params.describe()}{deadline}")
         lines.append("  - revert every fault, stop load, take the target down")
         lines.append("")

@@ -65,6 +65,7 @@ from gameday.scenario.model import (
     RemedySpec,
     Scenario,
     deadline_of,
+    resolve_span,
 )
 from gameday.targets.base import Target, TargetContext, targets
 
@@ -131,13 +132,18 @@ class _Tracked:
     """One expectation of one phase, while the runner waits for it."""
 
     def __init__(
-        self, phase: Phase, index: int, entry: ExpectationEntry, impl: Expectation[Any]
+        self,
+        phase: Phase,
+        index: int,
+        entry: ExpectationEntry,
+        impl: Expectation[Any],
+        startup: float,
     ) -> None:
         self.phase = phase
         self.index = index
         self.entry = entry
         self.impl = impl
-        self.deadline = deadline_of(phase, entry)
+        self.deadline = deadline_of(phase, entry, startup)
         self.outcome: str | None = None
         self.met_at: float | None = None
 
@@ -147,9 +153,13 @@ class _Tracked:
 
 
 class _Fault:
-    def __init__(self, injector: Injector[Any, Any]) -> None:
+    def __init__(self, injector: Injector[Any, Any], startup: float) -> None:
         self.injector = injector
         self.spec = injector.spec
+        self.duration = (
+            None if self.spec.duration is None else resolve_span(self.spec.duration, startup)
+        )
+        """Seconds it stays applied, its start-ups counted as the target's measured one."""
         self.applied_at: float | None = None
         self.reverted_at: float | None = None
         self.failed = False
@@ -157,7 +167,7 @@ class _Fault:
 
     @property
     def one_shot(self) -> bool:
-        return self.spec.duration is None
+        return self.duration is None
 
     @property
     def done(self) -> bool:
@@ -218,6 +228,10 @@ class ScenarioRun:
     def _phase(self, phase: str) -> None:
         self.emit(PhaseStarted(scenario=self.name, phase=phase))
 
+    def _startup(self) -> float:
+        """What a ``startup`` in a deadline or a duration counts for: the target's own."""
+        return self.target.startup_seconds if self.target is not None else 0.0
+
     def _check_stop(self) -> None:
         if self.stop.is_set():
             raise Aborted(self.signal_name())
@@ -228,7 +242,7 @@ class ScenarioRun:
         tracked = []
         for index, entry in enumerate(entries):
             cls = expectations.get(entry.kind)
-            item = _Tracked(phase, index, entry, cls(entry.params, ctx))
+            item = _Tracked(phase, index, entry, cls(entry.params, ctx), self._startup())
             tracked.append(item)
             self.emit(
                 ExpectationStarted(
@@ -347,6 +361,7 @@ class ScenarioRun:
                 offset=started - t0,
                 details=tuple(details.items()),
                 runbook=type(fault.injector).runbook,
+                duration=fault.duration,
             )
         )
 
@@ -476,7 +491,7 @@ class ScenarioRun:
                 artifacts=self.artifacts,
                 load=self.load_driver,
             )
-            self.faults.append(_Fault(cls(spec, self.target, fault_ctx)))
+            self.faults.append(_Fault(cls(spec, self.target, fault_ctx), self._startup()))
 
         self._phase(Phase.STEADY_STATE.value)
         steady = self._expectations(Phase.STEADY_STATE, scenario.steady_state, exp_ctx)
@@ -516,7 +531,7 @@ class ScenarioRun:
                     fault.applied_at is not None
                     and not fault.one_shot
                     and fault.reverted_at is None
-                    and now >= fault.applied_at + (fault.spec.duration or 0.0)
+                    and now >= fault.applied_at + (fault.duration or 0.0)
                 ):
                     self._revert(fault)
             if not self.faults and expect_since is None:

@@ -32,6 +32,7 @@ from gameday.engine.events import (
     ScenarioFinished,
     ScenarioStarted,
 )
+from gameday.scenario.units import parse_duration, parse_span
 
 __all__ = ["LiveView"]
 
@@ -127,6 +128,8 @@ class LiveView:
                 event.fault, _FaultState(event.fault, event.fault_type, event.offset, None)
             )
             fault.state, fault.applied_at = "applied", event.started
+            if event.duration is not None:
+                fault.duration = event.duration
         elif isinstance(event, FaultReverted) and event.fault in self.faults:
             self.faults[event.fault].state = "reverted"
         elif isinstance(event, FaultFailed) and event.fault in self.faults:
@@ -239,8 +242,8 @@ def _spec_faults(spec: dict[str, Any]) -> list[_FaultState]:
         _FaultState(
             name=str(f.get("name", "?")),
             type=str(f.get("type", "?")),
-            at=float(f.get("at") or 0.0),
-            duration=None if f.get("duration") is None else float(f["duration"]),
+            at=parse_duration(f.get("at") or 0.0),
+            duration=None if f.get("duration") is None else parse_span(f["duration"]).resolve(0.0),
         )
         for f in faults
         if isinstance(f, dict)

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from gameday.scenario.units import Duration
+from gameday.scenario.units import Duration, Span, SpanValue
 
 __all__ = [
     "API_VERSION",
@@ -47,6 +47,7 @@ __all__ = [
     "TargetParams",
     "ThinkTime",
     "deadline_of",
+    "resolve_span",
     "scenario_model",
 ]
 
@@ -129,9 +130,11 @@ class LoadSpec(StrictModel):
 class ExpectationParams(StrictModel):
     """Fields every expectation kind has."""
 
-    within: Duration | None = None
+    within: Span | None = None
     """Deadline, counted from the start of the phase (first fault for expect, end of the
-    faults for recover). Defaults: steady_state 30s, expect 60s, recover 120s."""
+    faults for recover). Defaults: steady_state 30s, expect 60s, recover 120s. Add
+    ``startup`` where the server must start again first (``30s + startup``): the runner
+    counts it as the server's start-up time it measured."""
     severity: Severity = Severity.CRITICAL
     """Weight in the resilience score: critical 3, warning 2, info 1."""
 
@@ -194,9 +197,10 @@ class FaultSpec(StrictModel):
     type: str
     at: Duration = 0.0
     """Offset from the start of the experiment (once steady state held)."""
-    duration: Duration | None = None
+    duration: Span | None = None
     """How long the fault stays applied before it is reverted. Omit for one-shot faults
-    (a kill): they are 'reverted' by the system's own recovery."""
+    (a kill): they are 'reverted' by the system's own recovery. ``startup`` counts the
+    server's measured start-up time (``startup + 20s``: long enough to fail a restart)."""
 
     def describe(self) -> str:
         return self.type
@@ -277,9 +281,17 @@ class Scenario(StrictModel):
         return max((f.at + (f.duration or 0.0) for f in self.faults), default=0.0)
 
 
-def deadline_of(phase: Phase, entry: ExpectationEntry) -> float:
+def deadline_of(phase: Phase, entry: ExpectationEntry, startup: float = 0.0) -> float:
+    """Seconds the expectation has, its start-ups counted as ``startup`` seconds each."""
     within = entry.params.within
-    return within if within is not None else DEFAULT_DEADLINES[phase]
+    if within is None:
+        return DEFAULT_DEADLINES[phase]
+    return resolve_span(within, startup)
+
+
+def resolve_span(value: float, startup: float) -> float:
+    """A ``Span`` in seconds, each start-up counted as ``startup`` seconds."""
+    return value.resolve(startup) if isinstance(value, SpanValue) else float(value)
 
 
 def _latest_deadline(phase: Phase, entries: list[ExpectationEntry]) -> float | None:

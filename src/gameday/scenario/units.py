@@ -6,16 +6,26 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+)
 
 __all__ = [
     "ByteSize",
     "Duration",
     "Regex",
+    "Span",
+    "SpanValue",
     "format_bytes",
     "format_duration",
+    "format_span",
     "parse_bytes",
     "parse_duration",
+    "parse_span",
 ]
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -71,6 +81,96 @@ Duration = Annotated[
         }
     ),
 ]
+
+
+class SpanValue(float):
+    """Seconds, plus some number of the server's start-ups: ``30s + startup``.
+
+    A scenario states its intent ("fails within 15 s of trying to start") and not one
+    engine's timings: the simulator starts in a second, the real vLLM on a CPU in 20-70 s.
+    The runner resolves the start-ups with the start-up time it measured when the target
+    came up. As a float it is the seconds alone, which is what it means with no start-up.
+    """
+
+    startups: float
+
+    def __new__(cls, seconds: float, startups: float = 0.0) -> SpanValue:
+        value = super().__new__(cls, seconds)
+        value.startups = startups
+        return value
+
+    def resolve(self, startup: float) -> float:
+        """Seconds, with each start-up counted as ``startup`` seconds."""
+        return float(self) + self.startups * startup
+
+    def __repr__(self) -> str:
+        return f"SpanValue({format_span(self)!r})"
+
+    def __reduce__(self) -> tuple[type[SpanValue], tuple[float, float]]:
+        return (SpanValue, (float(self), self.startups))
+
+
+_STARTUP_TERM = re.compile(r"(?:(\d+(?:\.\d+)?)\s*(?:x|\*)?\s*)?startups?")
+SPAN_PATTERN = (
+    r"^\s*((\d+(\.\d+)?\s*(x|\*)?\s*)?startups?|(\d+(\.\d+)?(ms|s|m|h))+)"
+    r"(\s*\+\s*((\d+(\.\d+)?\s*(x|\*)?\s*)?startups?|(\d+(\.\d+)?(ms|s|m|h))+))*\s*$"
+)
+
+
+def parse_span(value: Any) -> SpanValue:
+    """``30s``, ``1m + startup``, ``2 startups + 10s``, ``startup`` or a number of seconds."""
+    if isinstance(value, SpanValue):
+        return value
+    if not isinstance(value, str):
+        return SpanValue(parse_duration(value))
+    seconds = startups = 0.0
+    for term in value.split("+"):
+        text = term.strip()
+        match = _STARTUP_TERM.fullmatch(text)
+        if match:
+            startups += float(match.group(1) or 1)
+            continue
+        try:
+            seconds += parse_duration(text)
+        except ValueError:
+            raise ValueError(
+                f"invalid time {value!r}: expected e.g. 30s, 1m30s, 30s + startup, 2 startups + 10s"
+            ) from None
+    if not math.isfinite(startups) or startups > 1000:
+        raise ValueError(f"invalid time {value!r}: too many start-ups")
+    return SpanValue(seconds, startups)
+
+
+def format_span(value: float) -> str:
+    """The scenario spelling: ``30s``, ``startup + 15s``, ``2 startups + 1m``."""
+    startups = getattr(value, "startups", 0.0)
+    seconds = format_duration(float(value))
+    if not startups:
+        return seconds
+    count = f"{startups:g} startups" if startups != 1 else "startup"
+    return count if float(value) == 0 else f"{count} + {seconds}"
+
+
+Span = Annotated[
+    float,
+    PlainValidator(parse_span),
+    PlainSerializer(format_span, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": SPAN_PATTERN,
+                    "examples": ["30s", "1m30s", "startup + 15s", "2 startups + 10s"],
+                },
+                {"type": "number", "minimum": 0, "description": "seconds"},
+            ],
+            "description": "A time, optionally plus the server's measured start-up time "
+            "('startup'): the simulator starts in about a second, vLLM in tens of seconds.",
+        }
+    ),
+]
+"""A deadline or a fault's duration: seconds, optionally plus start-ups of the server."""
 
 _BYTE_UNITS = {
     "": 1,

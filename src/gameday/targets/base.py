@@ -85,6 +85,16 @@ class Target(ABC):
         line do not allow (raise UsageError). May read local files; never a cluster."""
         del params, kube_context
 
+    @classmethod
+    def check_files(
+        cls, params: TargetParams, scenario_dir: Path
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """Problems with the local files the parameters name (a model directory), as
+        (field path within the target's parameters, message): ``validate`` reports them,
+        so a run never starts on one. May read local files; never a process or cluster."""
+        del params, scenario_dir
+        return []
+
     @abstractmethod
     def up(self) -> None:
         """Start or connect to the system under test and its monitoring; wait until ready."""
@@ -100,6 +110,19 @@ class Target(ABC):
     @property
     def tier(self) -> str:
         return self.kind
+
+    @classmethod
+    def with_engine(cls, params: TargetParams, engine: str) -> TargetParams:
+        """``params`` with the server's engine swapped (``run --engine``); only a target
+        that runs the server itself can."""
+        del params
+        raise UsageError(f"--engine {engine}: the {cls.kind} target does not run the server")
+
+    @property
+    def startup_seconds(self) -> float:
+        """How long the system under test took to become ready when it came up: what a
+        ``startup`` in a scenario's deadlines and durations counts for. 0 where unknown."""
+        return 0.0
 
     @classmethod
     def with_rules(cls, params: TargetParams, options: RuleOptions) -> TargetParams:

@@ -17,10 +17,17 @@ from gameday.observe.nvml import DcgmCollector, nvml_device_count
 from gameday.scenario.model import Requirement, TargetParams
 from gameday.targets.base import Endpoints, RuleOptions, Target, TargetContext, targets
 from gameday.targets.local.cgroup import MemoryCgroup, RemoveCgroup, memory_cgroup_support
+from gameday.targets.local.engines import Engine, EngineLaunch, engines
+from gameday.targets.local.engines.vllm import VllmEngine
 from gameday.targets.local.exporter import ContainerStateCollector, MetricsExporter
 from gameday.targets.local.monitoring import MonitoringStack
 from gameday.targets.local.network import ServerNetwork
-from gameday.targets.local.processes import free_port, port_is_free
+from gameday.targets.local.processes import (
+    free_port,
+    port_is_free,
+    private_shm,
+    private_shm_support,
+)
 from gameday.targets.local.spec import LocalTargetSpec
 from gameday.targets.local.supervisor import BackoffPolicy, ContainerState, Supervisor
 
@@ -47,6 +54,54 @@ class LocalTarget(Target):
             return cls.requires
         return cls.requires | {Requirement.ROOT, Requirement.NETNS, Requirement.DNSMASQ}
 
+    @classmethod
+    def preflight(cls, params: TargetParams, kube_context: str | None) -> None:
+        """An engine that is not installed here ends the run before anything starts (exit 3,
+        with the command that installs it)."""
+        del kube_context
+        assert isinstance(params, LocalTargetSpec)
+        if params.server.engine_name == VllmEngine.name:
+            VllmEngine.require()
+
+    @classmethod
+    def check_files(
+        cls, params: TargetParams, scenario_dir: Path
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """A model directory the scenario names must be one: a directory with a
+        config.json (what both engines read first)."""
+        assert isinstance(params, LocalTargetSpec)
+        model = params.server.model
+        if model is None or model.path is None:
+            return []
+        path = Path(model.path)
+        path = path if path.is_absolute() else scenario_dir / path
+        where = ("server", "model", "path")
+        if not path.is_dir():
+            return [
+                (
+                    where,
+                    f"{path} is not a directory (a model directory holds config.json "
+                    "and safetensors weights; gameday model make-tiny DIR writes one)",
+                )
+            ]
+        if not (path / "config.json").is_file():
+            return [(where, f"{path} is not a model directory: it has no config.json")]
+        return []
+
+    @classmethod
+    def with_engine(cls, params: TargetParams, engine: str) -> TargetParams:
+        assert isinstance(params, LocalTargetSpec)
+        server = params.server
+        if server.engine_name == engine:
+            return params
+        if server.engine_name == "command":
+            raise UsageError(
+                f"its server runs its own command (engine: command); --engine {engine} "
+                "swaps only sim and vllm"
+            )
+        update = {"engine": engine}
+        return params.model_copy(update={"server": server.model_copy(update=update)})
+
     def __init__(self, params: TargetParams, ctx: TargetContext) -> None:
         assert isinstance(params, LocalTargetSpec)
         self.spec = params
@@ -60,7 +115,9 @@ class LocalTarget(Target):
         self.cgroup: MemoryCgroup | None = None
         self.configured_memory_limit: str | None = None
         """The server's memory limit as the scenario set it (before any fault)."""
+        self.engine: type[Engine] = engines.get(params.server.engine_name)
         self.supervisor: Supervisor | None = None
+        self._startup_seconds = 0.0
         self.monitoring: MonitoringStack | None = None
         self.exporter = MetricsExporter()
         self.gpu_exporter: MetricsExporter | None = None
@@ -71,6 +128,10 @@ class LocalTarget(Target):
         if self._endpoints is None:
             raise ComponentUnreachable("the local target is not up")
         return self._endpoints
+
+    @property
+    def startup_seconds(self) -> float:
+        return self._startup_seconds
 
     @property
     def server_url(self) -> str:
@@ -163,7 +224,7 @@ class LocalTarget(Target):
                 )
             )
 
-        if spec.server.model is not None:
+        if spec.server.model is not None or self.engine.needs_model:
             self.model_dir = self._model_dir()
         if spec.network is not None:
             self.network = ServerNetwork(spec.network, self.changes, self.scratch, ctx.artifacts)
@@ -243,28 +304,33 @@ class LocalTarget(Target):
         )
 
         server = spec.server
+        launch = EngineLaunch(self.host, self.port, self.model_dir, self.scratch)
+        (self.scratch / "tmp").mkdir(exist_ok=True)
         self.supervisor = Supervisor(
             SERVER,
-            self._command(),
+            self._command(launch),
             ctx=ctx,
             changes=self.changes,
             restart=server.restart,
             backoff=BackoffPolicy(
                 server.backoff.initial, server.backoff.max, server.backoff.reset_after
             ),
-            env=server.env,
+            env={**self.engine.env(server, launch), **server.env},
             cgroup=self.cgroup,
             health_url=f"{self.server_url}{server.health_path}",
         )
+        started = time.monotonic()
         self.supervisor.start()
-        self.supervisor.wait_ready(server.ready_timeout)
+        self.supervisor.wait_ready(self.ready_timeout)
+        self._startup_seconds = time.monotonic() - started
         ctx.bus.emit(
             ComponentReady(
                 scenario=ctx.scenario,
                 component=SERVER,
                 url=self.server_url,
                 pid=self.supervisor.pid,
-                detail=" ".join(self.supervisor.command),
+                detail=f"engine {self.engine.name}, ready in {self._startup_seconds:.1f}s: "
+                + " ".join(self.supervisor.command),
             )
         )
         self.monitoring.wait_scraped("inference", 30)
@@ -287,37 +353,42 @@ class LocalTarget(Target):
 
     # -- helpers -------------------------------------------------------------------
 
-    def _command(self) -> list[str]:
-        command = list(self.spec.server.command)
+    @property
+    def ready_timeout(self) -> float:
+        """The server's start-up budget: the scenario's, else its engine's."""
+        timeout = self.spec.server.ready_timeout
+        return timeout if timeout is not None else self.engine.ready_timeout
+
+    def _command(self, launch: EngineLaunch) -> list[str]:
+        command = self.engine.command(self.spec.server, launch)
         if command[0] == "gameday":
             command = gameday_command() + command[1:]
-        values = {"{port}": str(self.port), "{host}": self.host}
-        if self.model_dir is not None:
-            values["{model_dir}"] = str(self.model_dir)
-        resolved = []
-        for arg in command:
-            for placeholder, value in values.items():
-                arg = arg.replace(placeholder, value)
-            resolved.append(arg)
-        return self.network.wrap(resolved) if self.network else resolved
+        if private_shm_support() is None:
+            # a /dev/shm of its own, as a container has: gone with the server's last process
+            command = private_shm(command, self.spec.server.shm_size)
+        return self.network.wrap(command) if self.network else command
 
     def _model_dir(self) -> Path:
-        model = self.spec.server.model
-        assert model is not None
+        """The scenario's model directory, or a tiny one generated for the run (also when
+        the scenario has no model block but its engine needs a model)."""
+        from gameday.targets.local.spec import ModelSpec
+
+        model = self.spec.server.model or ModelSpec()
         if model.path is not None:
             path = Path(model.path)
             return path if path.is_absolute() else (self.ctx.scenario_dir / path).resolve()
         path = self.scratch / "model"
+        # a tiny Llama that the simulator and vLLM both load (1.7 MB, max_model_len 512)
         result = subprocess.run(
             [
                 *gameday_command(),
-                "sim",
-                "make-model",
+                "model",
+                "make-tiny",
                 str(path),
-                "--size",
-                str(model.size),
-                "--files",
-                str(model.files),
+                "--shards",
+                str(model.shards),
+                "--max-model-len",
+                str(model.max_model_len),
                 "--name",
                 self.ctx.scenario,
             ],
