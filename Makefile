@@ -1,6 +1,7 @@
 # llm-gameday. Two commands matter on a fresh machine:
 #   make demo   a local game day on the bundled scenarios; ends with the HTML report's path
-#   make test   lint, type checks and every test (unit, integration, end to end)
+#   make test   lint, type checks and every test (unit, integration, end to end, kwok);
+#               make vllm-tests: the scenarios on the real vLLM beside the simulator
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -54,7 +55,9 @@ e2e: deps venv
 vllm: venv
 	$(BIN)/gameday engines install vllm
 
-# the bundled local scenarios on the real vLLM, and the simulator checked against it
+# the bundled local scenarios on the real vLLM and on the simulator, side by side, and the
+# simulator's HTTP surface against a live vLLM: about half an hour on two cores (.ci/run
+# runs it after make test)
 vllm-tests: deps venv vllm
 	$(BIN)/pytest tests/vllm -q
 
@@ -76,7 +79,7 @@ kwok: deps venv
 	$(BIN)/pytest tests/kwok -q -n $(KWOK_WORKERS)
 
 test: deps venv vllm lint typecheck
-	$(BIN)/pytest tests -q --ignore=tests/kwok
+	$(BIN)/pytest tests -q --ignore=tests/kwok --ignore=tests/vllm
 	$(BIN)/pytest tests/kwok -q -n $(KWOK_WORKERS)
 
 schema: venv

@@ -29,6 +29,8 @@ BUILTIN_MODULES = (
     "gameday.injectors.kubernetes.rbac_denied",
     "gameday.injectors.local.port_conflict",
     "gameday.injectors.local.process_kill",
+    "gameday.injectors.local.engine_config",
+    "gameday.injectors.local.model_config",
     "gameday.injectors.local.oom_kill",
     "gameday.injectors.local.dns_breakage",
     "gameday.injectors.local.gpu_memory_hog",

@@ -34,6 +34,11 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # run as a script from anywhere
+from tests.integration.sim.vllm_surface import exercise
+
+Popen = subprocess.Popen[bytes]
+
 ENV = {
     "VLLM_TARGET_DEVICE": "cpu",
     "VLLM_CPU_KVCACHE_SPACE": "1",
@@ -64,80 +69,56 @@ def command(vllm: str, model: Path, port: int, *extra: str) -> list[str]:
     ]
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> float:
+def serve(argv: list[str], log: Path, port: int, timeout: float = 300) -> tuple[Popen, float]:
+    """Start a server (vLLM's environment added) and wait for a 200 from its /health;
+    returns the process and the seconds it took. Its output goes to ``log``."""
     started = time.monotonic()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env={**os.environ, **ENV}, stdout=out, stderr=out)
     while time.monotonic() - started < timeout:
         if proc.poll() is not None:
-            raise SystemExit(f"vLLM exited {proc.returncode} before it was ready")
+            raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return time.monotonic() - started
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc, time.monotonic() - started
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
-    raise SystemExit("vLLM was not ready in time")
+        time.sleep(0.5)  # a readiness probe's period
+    stop(proc)
+    raise RuntimeError(f"{argv[0]} was not ready within {timeout:g}s: {log.read_text()[-3000:]}")
+
+
+def stop(proc: Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def record_serving(vllm: str, model: Path, out: Path) -> None:
     port = free_port()
     argv = command(vllm, model, port)
-    log = (out / "serve.log").open("wb")
-    proc = subprocess.Popen(argv, env={**os.environ, **ENV}, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
+    proc, ready = serve(argv, out / "serve.log", port)
     try:
-        ready = wait_ready(url, proc)
-        with httpx.Client(base_url=url, timeout=60) as client:
-            models = client.get("/v1/models").json()
-            name = models["data"][0]["id"]
-            (out / "models.json").write_text(json.dumps(models, indent=2) + "\n")
-            (out / "version.json").write_text(json.dumps(client.get("/version").json()) + "\n")
-            chat = {
-                "model": name,
-                "messages": [{"role": "user", "content": "hello there"}],
-                "max_tokens": 8,
-            }
-            for _ in range(3):
-                response = client.post("/v1/chat/completions", json=chat)
-            (out / "chat.json").write_text(json.dumps(response.json(), indent=2) + "\n")
-            completion = {"model": name, "prompt": "once upon a time", "max_tokens": 8}
-            response = client.post("/v1/completions", json=completion)
-            (out / "completion.json").write_text(json.dumps(response.json(), indent=2) + "\n")
-            stream = {**chat, "stream": True, "stream_options": {"include_usage": True}}
-            with client.stream("POST", "/v1/chat/completions", json=stream) as response:
-                raw = b"".join(response.iter_bytes())
-            (out / "chat-stream.sse").write_bytes(raw)
-            errors = {}
-            for case, body in {
-                "unknown-model": {**chat, "model": "no-such-model"},
-                "prompt-too-long": {
-                    **chat,
-                    "messages": [{"role": "user", "content": "word " * 2000}],
-                },
-                "max-tokens-too-large": {**chat, "max_tokens": 100000},
-            }.items():
-                response = client.post("/v1/chat/completions", json=body)
-                errors[case] = {"status": response.status_code, "body": response.json()}
-            (out / "errors.json").write_text(json.dumps(errors, indent=2) + "\n")
-            (out / "metrics.txt").write_text(client.get("/metrics").text)
-        version = json.loads((out / "version.json").read_text()).get("version")
-        (out / "recorded.json").write_text(
-            json.dumps(
-                {
-                    "vllm": version,
-                    "command": " ".join(argv[1:]),
-                    "env": ENV,
-                    "ready_seconds": round(ready, 1),
-                    "recorded": time.strftime("%Y-%m-%d"),
-                    "by": "tests/data/vllm/record.py",
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        surface = exercise(f"http://127.0.0.1:{port}")
     finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
+        stop(proc)
+    for name in ("models", "chat", "completion", "errors"):
+        (out / f"{name}.json").write_text(json.dumps(getattr(surface, name), indent=2) + "\n")
+    (out / "version.json").write_text(json.dumps(surface.version) + "\n")
+    (out / "chat-stream.sse").write_bytes(surface.stream)
+    (out / "metrics.txt").write_text(surface.metrics)
+    recorded = {
+        "vllm": surface.version.get("version"),
+        "command": " ".join(argv[1:]),
+        "env": ENV,
+        "ready_seconds": round(ready, 1),
+        "recorded": time.strftime("%Y-%m-%d"),
+        "by": "tests/data/vllm/record.py",
+    }
+    (out / "recorded.json").write_text(json.dumps(recorded, indent=2) + "\n")
 
 
 def _truncate(model: Path) -> None:

@@ -164,13 +164,17 @@ def test_first_on_top_is_when_the_code_began_to_lead() -> None:
         [
             ProcessBackoff(ts=T0 + 1, scenario="s", process="server", delay=1.0, restarts=1),
             firing(2.0, "InferenceServerCrashLooping"),
-            log(5.0, "ValueError: Checksum mismatch for weight file /m/model-00001.safetensors"),
+            log(
+                5.0,
+                "FileNotFoundError: Weight files referenced in index but missing: "
+                "{'/m/model-00001-of-00002.safetensors'}",
+            ),
         ]
     )
     assert diagnoser.first_on_top("CrashLoopBackOff", since=T0) == T0 + 1
     assert diagnoser.first_on_top("InferenceModelLoading", since=T0) == T0 + 5
     assert diagnoser.first_on_top("MEMORY001", since=T0) is None
-    # a window that ends before the checksum error never sees it
+    # a window that ends before the load error never sees it
     assert diagnoser.first_on_top("InferenceModelLoading", since=T0, until=T0 + 4) is None
 
 
@@ -200,7 +204,8 @@ def test_the_window_is_the_fault_and_what_it_did_before_the_fix() -> None:
 
 
 def recorded() -> list[Path]:
-    return sorted(JOURNALS.glob("*.jsonl"))
+    """The simulator's runs, and the real vLLM's under vllm-<version>/."""
+    return sorted(JOURNALS.rglob("*.jsonl"))
 
 
 def test_recorded_journals_cover_every_bundled_scenario_this_machine_can_run() -> None:
@@ -217,7 +222,7 @@ def test_recorded_journals_cover_every_bundled_scenario_this_machine_can_run() -
     }
 
 
-@pytest.mark.parametrize("journal", recorded(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("journal", recorded(), ids=lambda p: str(p.relative_to(JOURNALS)))
 def test_each_recorded_run_is_diagnosed_as_the_code_its_scenario_names(journal: Path) -> None:
     (result,) = diagnose_journal(journal, CATALOG)
     assert result.expected is not None
