@@ -42,7 +42,10 @@ def holder() -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 def step(port: int, server_pid: int | None, tmp_path: Path) -> FreePortRemedy:
     target: Any = SimpleNamespace(
-        port=port, network=None, require_supervisor=lambda: SimpleNamespace(pid=server_pid)
+        port=port,
+        network=None,
+        cgroup=None,  # a server without a memory cgroup: only its pid is spared
+        require_supervisor=lambda: SimpleNamespace(pid=server_pid),
     )
     journal = Journal(tmp_path / "journal.jsonl", "run")
     ctx = FaultContext(
