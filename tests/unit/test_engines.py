@@ -76,6 +76,9 @@ def test_an_inconsistent_server_is_refused(fields: dict[str, object], message: s
 def test_run_engine_swaps_sim_for_vllm_but_not_a_command() -> None:
     swapped = LocalTarget.with_engine(LocalTargetSpec(), "vllm")
     assert isinstance(swapped, LocalTargetSpec) and swapped.server.engine_name == "vllm"
+    # the default made explicit, so the report's spec says which engine ran
+    same = LocalTarget.with_engine(LocalTargetSpec(), "sim")
+    assert isinstance(same, LocalTargetSpec) and same.server.engine == "sim"
     own = LocalTargetSpec(server=ServerSpec(command=["my-server"]))
     with pytest.raises(UsageError, match="runs its own command"):
         LocalTarget.with_engine(own, "vllm")

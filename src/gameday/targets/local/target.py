@@ -92,7 +92,7 @@ class LocalTarget(Target):
     def with_engine(cls, params: TargetParams, engine: str) -> TargetParams:
         assert isinstance(params, LocalTargetSpec)
         server = params.server
-        if server.engine_name == engine:
+        if server.engine == engine:
             return params
         if server.engine_name == "command":
             raise UsageError(
