@@ -49,13 +49,14 @@ from gameday.models import make_tiny  # noqa: E402
 from gameday.targets.local.engines.vllm import VllmEngine, vllm_venv  # noqa: E402
 
 SCENARIOS = (
-    "port-conflict",
-    "process-kill",
-    "oom-kill",
-    "model-missing",
-    "model-corrupt",
-    "load-spike",
+    *(f"local/{name}" for name in ("port-conflict", "process-kill", "oom-kill", "load-spike")),
+    *(f"local/model-{name}" for name in ("missing", "weights-missing", "corrupt")),
+    "local/model-header-broken",
+    *(f"vllm/{name}" for name in ("max-model-len", "kv-cache-too-small")),
+    *(f"vllm/{name}" for name in ("lora-adapter-missing", "remote-code")),
 )
+"""The bundled scenarios that run on both engines (tests/vllm's list): every local one but
+dns-breakage (the simulator's own upstream check) and gpu-memory-hog (an NVIDIA GPU)."""
 
 
 def vllm_argv(model: Path, port: int, *extra: str) -> list[str]:
@@ -158,13 +159,13 @@ def comparable(line: str) -> str:
 
 
 def run_scenario(name: str, engine: str, work: Path) -> dict[str, object]:
-    reports = work / f"reports-{engine}-{name}"
+    reports = work / f"reports-{engine}-{name.replace('/', '-')}"
     argv = [
         sys.executable,
         "-m",
         "gameday",
         "run",
-        str(REPO / "scenarios/local" / f"{name}.yaml"),
+        str(REPO / "scenarios" / f"{name}.yaml"),
         "--engine",
         engine,
         "--no-live",
@@ -202,7 +203,7 @@ def run_scenario(name: str, engine: str, work: Path) -> dict[str, object]:
 def scenarios(names: list[str], work: Path) -> None:
     print("\n== scenarios (gameday run --engine E; RSS of the gameday run process) ==")
     print(
-        f"{'scenario':15} {'engine':6} {'outcome':8} {'detect':>8} {'recover':>8} "
+        f"{'scenario':26} {'engine':6} {'outcome':8} {'detect':>8} {'recover':>8} "
         f"{'wall':>7} {'peak RSS':>9}"
     )
     for name in names:
@@ -211,7 +212,7 @@ def scenarios(names: list[str], work: Path) -> None:
             ttd = "-" if r["ttd"] is None else f"{r['ttd']:.1f}s"
             ttr = "-" if r["ttr"] is None else f"{r['ttr']:.1f}s"
             print(
-                f"{name:15} {engine:6} {r['outcome']:8} {ttd:>8} {ttr:>8} "
+                f"{name:26} {engine:6} {r['outcome']:8} {ttd:>8} {ttr:>8} "
                 f"{r['wall']:6.0f}s {r['rss']:7.0f}MB",
                 flush=True,
             )

@@ -171,7 +171,7 @@ def test_cleanup_with_nothing_to_do(tmp_path: Path) -> None:
 def test_list_runbooks_shows_the_catalog_and_who_reproduces_each_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COLUMNS", "250")  # one line per row: nothing folded
+    monkeypatch.setenv("COLUMNS", "400")  # one line per row: nothing folded
     result = gameday("list", "--runbooks", "--scenario-dir", str(REPO / "scenarios"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}

@@ -110,6 +110,7 @@ def run_on(engine: str, scenario: str, tmp_path: Path) -> dict[str, Any]:
 BOTH_ENGINES = [
     *(f"local/{name}" for name in ("port-conflict", "process-kill", "oom-kill")),
     *(f"local/{name}" for name in ("model-missing", "model-corrupt", "load-spike")),
+    *(f"local/{name}" for name in ("model-weights-missing", "model-header-broken")),
     # vLLM's own start-up failures, which the simulator models too
     *(f"vllm/{name}" for name in ("max-model-len", "kv-cache-too-small")),
     *(f"vllm/{name}" for name in ("lora-adapter-missing", "remote-code")),

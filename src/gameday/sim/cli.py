@@ -118,9 +118,13 @@ def serve(
         ),
     ] = None,
     block_size: Annotated[
-        int,
-        typer.Option(help="Tokens per KV-cache block of PagedAttention (vLLM's --block-size)."),
-    ] = 16,
+        int | None,
+        typer.Option(
+            help="Tokens per KV-cache block of PagedAttention (vLLM's --block-size). Default: "
+            "vLLM's for the device, 16 on a GPU, 128 where the cache is in host memory (its "
+            "CPU platform)."
+        ),
+    ] = None,
     trust_remote_code: Annotated[
         bool,
         typer.Option(
@@ -227,15 +231,15 @@ def serve(
     from gameday.sim.options import SimOptions, parse_upstream
     from gameday.sim.server import serve as run_server
 
-    if num_gpu_blocks_override is not None:
-        if kv_cache_tokens is not None or num_gpu_blocks_override < 1:
-            typer.echo(
-                "Error: --num-gpu-blocks-override must be at least 1, and not given with "
-                "--kv-cache-tokens",
-                err=True,
-            )
-            raise typer.Exit(2)
-        kv_cache_tokens = num_gpu_blocks_override * block_size
+    if num_gpu_blocks_override is not None and (
+        kv_cache_tokens is not None or num_gpu_blocks_override < 1
+    ):
+        typer.echo(
+            "Error: --num-gpu-blocks-override must be at least 1, and not given with "
+            "--kv-cache-tokens",
+            err=True,
+        )
+        raise typer.Exit(2)
     adapters = []
     for module in lora_modules or []:
         name, sep, path = module.partition("=")
@@ -253,6 +257,7 @@ def serve(
             max_model_len=max_model_len,
             max_num_batched_tokens=max_num_batched_tokens,
             kv_cache_tokens=kv_cache_tokens,
+            num_gpu_blocks_override=num_gpu_blocks_override,
             block_size=block_size,
             prefill_ms_per_token=prefill_ms_per_token,
             decode_ms_per_token=decode_ms_per_token,

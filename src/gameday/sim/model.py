@@ -246,12 +246,15 @@ def _model_config_error(model: str, message: str, **inputs: Any) -> Exception:
     class ModelConfig:
         model: str
         max_model_len: int | None = None
+        renderer_num_workers: int = 1
+        """The last of the engine arguments vLLM's create_model_config passes: pydantic
+        quotes the input's start and end, ``{'model': ...nderer_num_workers': 1}``."""
 
         def __post_init__(self) -> None:
             raise ValueError(message)
 
     try:
-        ModelConfig(model=model, **inputs)
+        ModelConfig(model=model, **inputs, renderer_num_workers=1)
     except ValidationError as error:
         return error
     raise AssertionError("ModelConfig always fails")  # pragma: no cover

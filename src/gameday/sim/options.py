@@ -60,6 +60,13 @@ def parse_upstream(url: str) -> Upstream:
     return Upstream(url=url, host=parts.hostname, port=port)
 
 
+def default_block_size(kv_backend: str) -> int:
+    """vLLM's block size when none is given: 16 on a CUDA device, 128 on its CPU platform
+    (vllm/platforms/cpu.py), which is what the simulator is where its cache is in host
+    memory."""
+    return 16 if kv_backend == "cuda" else 128
+
+
 @dataclass(frozen=True)
 class SimOptions:
     """Everything ``gameday sim serve`` can be told; defaults model a small, busy vLLM."""
@@ -72,7 +79,9 @@ class SimOptions:
     max_model_len: int | None = None
     max_num_batched_tokens: int = 8192
     kv_cache_tokens: int | None = None
-    block_size: int = 16
+    num_gpu_blocks_override: int | None = None
+    block_size: int | None = None
+    """None: vLLM's default for the device (see :func:`default_block_size`)."""
     prefill_ms_per_token: float = 0.1
     decode_ms_per_token: float = 15.0
     flavor: Flavor = "vllm"
@@ -101,10 +110,10 @@ class SimOptions:
     def _problems(self) -> Any:
         if not 0 <= self.port <= 65535:
             yield f"--port must be between 0 and 65535, not {self.port}"
-        for name in ("max_num_seqs", "max_num_batched_tokens", "block_size"):
+        for name in ("max_num_seqs", "max_num_batched_tokens"):
             if getattr(self, name) < 1:
                 yield f"--{name.replace('_', '-')} must be at least 1"
-        for name in ("max_model_len", "kv_cache_tokens"):
+        for name in ("max_model_len", "kv_cache_tokens", "block_size", "num_gpu_blocks_override"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 yield f"--{name.replace('_', '-')} must be at least 1"

@@ -41,7 +41,7 @@ from gameday.sim.model import (
     read_model_dir,
     settle_max_model_len,
 )
-from gameday.sim.options import SimOptions
+from gameday.sim.options import SimOptions, default_block_size
 from gameday.sim.scheduler import Scheduler
 from gameday.sim.upstream import UpstreamMonitor, resolve
 
@@ -301,11 +301,18 @@ class SimRuntime:
     def _start_engine(self, spec: ModelSpec, kv: KVCacheMemory) -> None:
         opts = self.opts
         per_token = kv_bytes_per_token(spec.config)
-        tokens = opts.kv_cache_tokens or kv.nbytes // per_token
-        num_blocks = tokens // opts.block_size
-        if num_blocks < 1:
+        block_size = opts.block_size or default_block_size(kv.backend)
+        # vLLM's block pool holds one block back for good (its null block): requests
+        # have the others, and its admission check plans with them
+        if opts.num_gpu_blocks_override is not None:
+            num_blocks = opts.num_gpu_blocks_override
+        elif opts.kv_cache_tokens is not None:
+            num_blocks = opts.kv_cache_tokens // block_size + 1  # the tokens requests get
+        else:
+            num_blocks = kv.nbytes // per_token // block_size
+        if num_blocks < 2:
             raise ValueError(_NO_KV_MEMORY)
-        capacity = num_blocks * opts.block_size
+        capacity = (num_blocks - 1) * block_size
         if capacity < self.max_model_len:
             estimated = (
                 f"Based on the available memory, the estimated maximum model length is {capacity}. "
@@ -320,16 +327,18 @@ class SimRuntime:
                 f"See {_CONSERVING_MEMORY} for more details."
             )
         where = "" if kv.backend == "cuda" else " (simulated in host memory)"
-        logger.info("GPU KV cache size: %s tokens%s", f"{capacity:,}", where)
+        # vLLM's figure counts the null block too (``--kv-cache-tokens`` is what requests get)
+        size = opts.kv_cache_tokens or num_blocks * block_size
+        logger.info("GPU KV cache size: %s tokens%s", f"{size:,}", where)
         logger.info(
             "Maximum concurrency for %s tokens per request: %.2fx",
             f"{self.max_model_len:,}",
-            capacity / self.max_model_len,
+            size / self.max_model_len,
         )
         scheduler = Scheduler(
             max_num_seqs=opts.max_num_seqs,
-            num_blocks=num_blocks,
-            block_size=opts.block_size,
+            num_blocks=num_blocks - 1,
+            block_size=block_size,
             max_num_batched_tokens=opts.max_num_batched_tokens,
         )
         metrics = self.metrics
@@ -337,13 +346,14 @@ class SimRuntime:
         metrics.kv_bytes = kv.nbytes
         metrics.device = kv.device
         metrics.cache_config = cache_config_labels(
-            block_size=opts.block_size,
+            block_size=block_size,
             num_blocks=num_blocks,
             max_model_len=self.max_model_len,
             kv_cache_bytes=kv.nbytes,
             gpu_memory_utilization=opts.gpu_memory_utilization,
-            num_gpu_blocks_override=num_blocks if opts.kv_cache_tokens else None,
-            user_specified_block_size=opts.block_size != SimOptions.block_size,
+            num_gpu_blocks_override=opts.num_gpu_blocks_override
+            or (num_blocks if opts.kv_cache_tokens else None),
+            user_specified_block_size=opts.block_size is not None,
         )
         metrics.scheduler = scheduler
         self.engine = Engine(

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.integration
 def test_a_small_kv_cache_queues_and_preempts_but_answers_everyone(start_sim: StartSim) -> None:
     # 16 blocks of 16 tokens; each request grows to 20 + 100 tokens (8 blocks).
     sim = start_sim(
-        "--kv-cache-tokens", "256", "--max-model-len", "256", "--max-num-seqs", "8",
-        "--decode-ms-per-token", "5", "--prefill-ms-per-token", "0",
+        "--kv-cache-tokens", "256", "--block-size", "16", "--max-model-len", "256",
+        "--max-num-seqs", "8", "--decode-ms-per-token", "5", "--prefill-ms-per-token", "0",
     )  # fmt: skip
     results: list[httpx.Response] = []
     seen = {"waiting": 0.0, "usage": 0.0}

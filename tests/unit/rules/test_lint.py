@@ -17,6 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from gameday.cli import out as cli_out
 from gameday.errors import ComponentMissing, ComponentUnreachable, UsageError
 from gameday.rules import RuleGroup, parse_rule_documents
 from gameday.rules.cli import app as alerts_app
@@ -656,7 +657,10 @@ def test_cli_exit_codes_and_json(tmp_path: Path, metrics_file: Path) -> None:
     assert data["rules"][1]["findings"][0]["suggestion"] == "vllm:kv_cache_usage_perc"
 
 
-def test_cli_table(tmp_path: Path, metrics_file: Path) -> None:
+def test_cli_table(tmp_path: Path, metrics_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # wide enough that no cell folds, whatever the length of the temporary path (the
+    # console read COLUMNS when it was made, which under xdist was another test's width)
+    monkeypatch.setattr(cli_out, "width", 300)
     bad = tmp_path / "bad.yml"
     bad.write_text(_alert("vllm:gpu_cache_usage_perc > 0.9"))
     result = invoke(bad, "--metrics-file", metrics_file)

@@ -33,7 +33,12 @@ def test_rows_say_who_reproduces_diagnoses_and_remedies_each_code() -> None:
     assert rows["PortInUse"].scenarios == ["port-conflict (local)"]
     assert rows["PortInUse"].diagnosed_by == ["port-conflict"]
     assert rows["PortInUse"].remedied_by == ["port-conflict (local)"]
-    assert rows["InferenceModelLoading"].diagnosed_by == ["model-corrupt", "model-missing"]
+    assert rows["InferenceModelLoading"].diagnosed_by == [
+        "model-corrupt",
+        "model-header-broken",
+        "model-missing",
+        "model-weights-missing",
+    ]
     assert rows["InferenceModelLoading"].remedied_by == []
     assert rows["DEPLOYMENT003"].remedied_by == ["bad-image-tag (kubernetes)"]
     assert rows["STORAGE002"].scenarios == []
