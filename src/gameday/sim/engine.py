@@ -22,8 +22,10 @@ _STATS_INTERVAL = 10.0
 # How many steps late the engine may run before it stops catching up: then the server's
 # CPU, not the simulated GPU, is what limits it.
 _MAX_LAG_STEPS = 8
-# vLLM V0 warned on the first preemption and on every 50th after it.
+# vLLM V0 warned on the first preemption and on every 50th after it; V1 (the default
+# engine from 0.8, the only one since 0.11) preempts without a line.
 _PREEMPTION_WARN_EVERY = 50
+V1_DEFAULT_RELEASE = (0, 8, 0)
 
 
 class Engine:
@@ -34,8 +36,10 @@ class Engine:
         *,
         decode_ms_per_token: float,
         prefill_ms_per_token: float,
+        warn_on_preemption: bool = False,
     ) -> None:
         self.scheduler = scheduler
+        self._warn_on_preemption = warn_on_preemption
         self.metrics = metrics
         self._decode_s = decode_ms_per_token / 1000.0
         self._prefill_s = prefill_ms_per_token / 1000.0
@@ -138,7 +142,7 @@ class Engine:
                 # merged in one chunk, as vLLM merges deltas for a consumer that lags.
                 end = time.monotonic()
                 next_flush = end + (end - now)
-            if scheduler.num_preemptions >= next_warning:
+            if self._warn_on_preemption and scheduler.num_preemptions >= next_warning:
                 next_warning = (
                     scheduler.num_preemptions // _PREEMPTION_WARN_EVERY + 1
                 ) * _PREEMPTION_WARN_EVERY + 1

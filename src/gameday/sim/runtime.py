@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gameday.sim.cuda import CudaDevice, CudaError, CudaUnavailable
-from gameday.sim.engine import Engine
+from gameday.sim.engine import V1_DEFAULT_RELEASE, Engine
 from gameday.sim.logs import exception_line, logger, server_logger
 from gameday.sim.memory import GiB, GpuMemory, KVCacheMemory, check_free_memory, nvml_memory
 from gameday.sim.metrics import Metrics, cache_config_labels
@@ -41,7 +41,7 @@ from gameday.sim.model import (
     read_model_dir,
     settle_max_model_len,
 )
-from gameday.sim.options import SimOptions, default_block_size
+from gameday.sim.options import SimOptions, default_block_size, parse_vllm_version
 from gameday.sim.scheduler import Scheduler
 from gameday.sim.upstream import UpstreamMonitor, resolve
 
@@ -361,6 +361,7 @@ class SimRuntime:
             metrics,
             decode_ms_per_token=opts.decode_ms_per_token,
             prefill_ms_per_token=opts.prefill_ms_per_token,
+            warn_on_preemption=parse_vllm_version(opts.vllm_version) < V1_DEFAULT_RELEASE,
         )
         self.engine.start()
 

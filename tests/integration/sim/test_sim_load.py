@@ -13,11 +13,19 @@ from tests.integration.sim.support import StartSim, wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_a_small_kv_cache_queues_and_preempts_but_answers_everyone(start_sim: StartSim) -> None:
+@pytest.mark.parametrize(
+    ("release", "warns"),
+    [("0.32", False), ("0.7", True)],
+    ids=["v1-engine-preempts-silently", "v0-engine-warns"],
+)
+def test_a_small_kv_cache_queues_and_preempts_but_answers_everyone(
+    start_sim: StartSim, release: str, warns: bool
+) -> None:
     # 16 blocks of 16 tokens; each request grows to 20 + 100 tokens (8 blocks).
     sim = start_sim(
         "--kv-cache-tokens", "256", "--block-size", "16", "--max-model-len", "256",
         "--max-num-seqs", "8", "--decode-ms-per-token", "5", "--prefill-ms-per-token", "0",
+        "--vllm-version", release,
     )  # fmt: skip
     results: list[httpx.Response] = []
     seen = {"waiting": 0.0, "usage": 0.0}
@@ -47,7 +55,8 @@ def test_a_small_kv_cache_queues_and_preempts_but_answers_everyone(start_sim: St
     assert seen["usage"] > 0.9
     assert sim.value("vllm:num_preemptions", "vllm:num_preemptions_total") > 0
     assert sim.value("vllm:kv_cache_usage_perc") == 0
-    assert "is preempted by PreemptionMode.RECOMPUTE mode" in sim.log()
+    # V0 warned (the first time, then every 50th); V1, the default since 0.8, says nothing
+    assert ("is preempted by PreemptionMode.RECOMPUTE mode" in sim.log()) is warns
 
 
 def test_more_requests_than_max_num_seqs_wait_and_ttft_grows(start_sim: StartSim) -> None:
