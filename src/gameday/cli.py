@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -32,6 +33,7 @@ from gameday.targets.local.engines.cli import app as engines_app
 from gameday.testenv.cli import app as testenv_app
 
 if TYPE_CHECKING:
+    from gameday.engine.journal import PendingUndo
     from gameday.scenario.loader import LoadedScenario
     from gameday.scenario.model import Scenario
 
@@ -463,14 +465,18 @@ def cleanup(
     force: Annotated[
         bool, typer.Option("--force", help="Also clean runs whose harness still seems alive.")
     ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would be reverted.")
+    list_only: Annotated[
+        bool,
+        typer.Option("--list", "--dry-run", help="Show what would be reverted; change nothing."),
     ] = False,
 ) -> None:
     """Revert what a killed run left behind, from its journal.
 
     Processes it started, ports it held, files it moved, limits it lowered. Without
-    --journal: every registered run whose harness died."""
+    --journal: every registered run whose harness died. Each record is reverted on its
+    own, newest first: one that cannot be read (another version's, a plugin's not
+    installed here) or whose revert fails is named, and every other one is still
+    reverted. Exit 0: nothing is left; 1: something is left (listed at the end)."""
     from gameday.engine.journal import active_runs, outstanding_undos, revert_outstanding
     from gameday.plugins import load_builtins
 
@@ -492,27 +498,43 @@ def cleanup(
     if not candidates:
         out.print("nothing to clean up")
         return
-    failures = 0
+    left: list[str] = []
     for run_id, path, registration in candidates:
         if not path.is_file():
             err.print(f"run {run_id}: journal {path} is gone; nothing can be reverted from it")
-            if registration is not None and not dry_run:
+            if registration is not None and not list_only:
                 registration.unlink(missing_ok=True)
             continue
         pending = outstanding_undos(path)
-        out.print(f"run {run_id}: {len(pending)} change(s) to revert ({path})")
-        if dry_run:
+        out.print(f"run {run_id}: {len(pending)} change(s) to revert ({path})", markup=False)
+        if list_only:
             for undo in pending:
-                out.print(f"  would {undo.action.describe()}  [{undo.scenario} {undo.owner}]")
+                out.print(f"  would {undo.action.describe()}  {_undo_label(undo)}", markup=False)
             continue
+        failed = 0
         for outcome in revert_outstanding(path, run_id):
             mark = "[green]ok[/green]" if outcome.ok else "[red]FAILED[/red]"
-            out.print(f"  {mark} {outcome.message}  [{outcome.undo.scenario} {outcome.undo.owner}]")
-            failures += 0 if outcome.ok else 1
-        if registration is not None and failures == 0:
+            out.print(f"  {mark} {escape(outcome.message)}  {escape(_undo_label(outcome.undo))}")
+            if not outcome.ok:
+                failed += 1
+                left.append(f"run {run_id} {_undo_label(outcome.undo)}: {outcome.message}")
+        if registration is not None and failed == 0:
             registration.unlink(missing_ok=True)
-    if failures:
-        raise typer.Exit(ExitCode.ENVIRONMENT)
+    if left:
+        err.print(f"{len(left)} change(s) left in place:", markup=False)
+        for line in left:
+            err.print(f"  {line}", markup=False)
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _undo_label(undo: PendingUndo) -> str:
+    """``[undo u3 kill-processes, local/process-kill fault/kill]``: which record, in words."""
+    from gameday.engine.undo import UnreadableUndo
+
+    action = undo.action
+    kind = action.recorded_kind if isinstance(action, UnreadableUndo) else action.kind
+    where = " ".join(part for part in (undo.scenario, undo.owner) if part)
+    return f"[undo {undo.id} {kind}{', ' + where if where else ''}]"
 
 
 @app.command()

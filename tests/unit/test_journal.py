@@ -130,3 +130,82 @@ def test_a_dead_harness_is_recognised(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ)
     (run,) = active_runs()
     assert run.run_id == "run-5" and not run.harness_alive
+
+
+def _journal_with_one_change_between_unreadable_ones(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A journal as another version, a missing plugin or a crash may leave it: an undo
+    record of a kind unknown here, one whose fields do not fit, a torn one, and between
+    them a restore-file this version can revert. The torn one is no loss (its change was
+    never made: a record is fsynced before its change)."""
+    path = tmp_path / "run-9" / "journal.jsonl"
+    path.parent.mkdir()
+    original, saved = tmp_path / "weights.bin", tmp_path / ".weights.bin.saved"
+    saved.write_text("intact")
+    known = {"kind": "restore-file", "original": str(original), "saved_at": str(saved)}
+    lines = [
+        {
+            "record": "undo",
+            "id": "u1",
+            "scenario": "s",
+            "owner": "fault/new",
+            "action": {"kind": "frobnicate-widget", "widget": 7},
+        },
+        {"record": "undo", "id": "u2", "scenario": "s", "owner": "fault/move", "action": known},
+        {
+            "record": "undo",
+            "id": "u3",
+            "scenario": "s",
+            "owner": "fault/old",
+            "action": {"kind": "restore-file", "original": str(original)},
+        },
+        {"record": "event", "event": "Note", "ts": 1.0, "message": "x"},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines)
+    path.write_bytes(text.encode() + b'\n\xff\xfe not json\n{"record":"undo","id":"u4","act')
+    return path, original, saved
+
+
+def test_an_unreadable_undo_record_does_not_stop_the_others(tmp_path: Path) -> None:
+    path, original, saved = _journal_with_one_change_between_unreadable_ones(tmp_path)
+    pending = {u.id: u.action.describe() for u in outstanding_undos(path)}
+    assert pending["u2"] == f"move {saved} back to {original}"
+    assert "unknown undo kind 'frobnicate-widget'" in pending["u1"]
+    assert "saved_at: Field required" in pending["u3"]
+    assert set(pending) == {"u1", "u2", "u3"}  # nothing of the torn line or the bad bytes
+
+    outcomes = {o.undo.id: o for o in revert_outstanding(path, "run-9")}
+    assert outcomes["u2"].ok and original.read_text() == "intact" and not saved.exists()
+    assert [i for i, o in outcomes.items() if not o.ok] == ["u3", "u1"]
+    # what failed stays outstanding, with its failure in the journal; what worked is done
+    assert sorted(u.id for u in outstanding_undos(path)) == ["u1", "u3"]
+
+
+def test_cleanup_reverts_what_it_can_names_the_rest_and_exits_1(tmp_path: Path) -> None:
+    path, original, saved = _journal_with_one_change_between_unreadable_ones(tmp_path)
+    listed = _gameday("cleanup", "--journal", str(path), "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert f"would move {saved} back to {original}" in listed.stdout
+    assert saved.exists()  # --list changes nothing
+
+    result = _gameday("cleanup", "--journal", str(path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert f"ok restored {original}" in result.stdout
+    assert original.read_text() == "intact"
+    left = result.stderr.splitlines()
+    assert left[0] == "2 change(s) left in place:"
+    assert any("[undo u1 frobnicate-widget, s fault/new]" in line for line in left)
+    assert any("[undo u3 restore-file, s fault/old]" in line for line in left)
+    again = _gameday("cleanup", "--journal", str(path))
+    assert again.returncode == 1 and "2 change(s) left in place:" in again.stderr
+
+
+def _gameday(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gameday", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "300"},
+    )

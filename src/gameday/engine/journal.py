@@ -26,8 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import ValidationError
+
 from gameday.engine.events import Event, event_from_record
-from gameday.engine.undo import RevertFailed, UndoAction, undo_action_from_record
+from gameday.engine.undo import RevertFailed, UndoAction, UnreadableUndo, undo_action_from_record
+from gameday.registry import UnknownName
 
 __all__ = [
     "ActiveRun",
@@ -160,16 +163,26 @@ class Journal:
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
+    for _number, record in _numbered_records(path):
+        yield record
+
+
+def _numbered_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The journal's objects with their line numbers. A line that is not a JSON object is
+    passed over: the harness was killed while writing it (and it stays torn when cleanup
+    appends after it). A torn undo record is no loss: each is fsynced before its change
+    is made, so the change of a torn one never happened."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.strip()
             if not line:
                 continue
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                # the harness may have been killed in the middle of a line
+                record = json.loads(line)
+            except ValueError:  # JSONDecodeError, and UnicodeDecodeError of non-UTF-8 bytes
                 continue
+            if isinstance(record, dict):
+                yield number, record
 
 
 def read_events(path: Path) -> list[Event]:
@@ -182,28 +195,57 @@ def read_events(path: Path) -> list[Event]:
 
 
 def outstanding_undos(path: Path) -> list[PendingUndo]:
-    """Undo records not yet undone, newest first (the order to revert them in)."""
+    """Undo records not yet undone, newest first (the order to revert them in).
+
+    Each record is read on its own: one that cannot be read back (an unknown kind, a
+    malformed or torn record) is returned as an :class:`UnreadableUndo`, whose revert
+    fails with the reason, and never stops the others from being read."""
     pending: dict[str, PendingUndo] = {}
     order: list[str] = []
-    for record in _records(path):
+    for number, record in _numbered_records(path):
         kind = record.get("record")
+        if kind not in ("undo", "undo-update", "undone"):
+            continue
+        undo_id = record.get("id")
+        if not isinstance(undo_id, str):
+            undo_id = f"line {number}"
         if kind == "undo":
-            undo_id = record["id"]
             pending[undo_id] = PendingUndo(
                 undo_id,
-                record.get("scenario", ""),
-                record.get("owner", ""),
-                undo_action_from_record(record["action"]),
+                str(record.get("scenario", "")),
+                str(record.get("owner", "")),
+                _action_of(record),
             )
             order.append(undo_id)
-        elif kind == "undo-update" and record["id"] in pending:
-            old = pending[record["id"]]
-            pending[record["id"]] = PendingUndo(
-                old.id, old.scenario, old.owner, undo_action_from_record(record["action"])
-            )
+        elif kind == "undo-update" and undo_id in pending:
+            old = pending[undo_id]
+            pending[undo_id] = PendingUndo(old.id, old.scenario, old.owner, _action_of(record))
         elif kind == "undone":
-            pending.pop(record["id"], None)
-    return [pending[i] for i in reversed(order) if i in pending]
+            pending.pop(undo_id, None)
+    return [pending[i] for i in reversed(dict.fromkeys(order)) if i in pending]
+
+
+def _action_of(record: dict[str, Any]) -> UndoAction:
+    """The record's undo action, or an :class:`UnreadableUndo` saying why there is none."""
+    action = record.get("action")
+    if not isinstance(action, dict):
+        return UnreadableUndo(recorded_kind="(none)", reason="the record has no action object")
+    recorded_kind = action.get("kind")
+    if not isinstance(recorded_kind, str):
+        return UnreadableUndo(recorded_kind="(none)", reason="the action has no kind")
+    try:
+        return undo_action_from_record(action)
+    except UnknownName:
+        reason = (
+            f"unknown undo kind {recorded_kind!r} (written by another version of gameday, "
+            "or by a plugin not installed here)"
+        )
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'action'}: {e['msg']}" for e in error.errors()
+        )
+        reason = f"its fields do not fit this version's {recorded_kind} ({problems})"
+    return UnreadableUndo(recorded_kind=recorded_kind, reason=reason)
 
 
 @dataclass(frozen=True)
@@ -261,7 +303,8 @@ def revert_outstanding(path: Path, run_id: str) -> list[RevertOutcome]:
                 journal.mark_undo_failed(undo.id, str(error))
                 outcomes.append(RevertOutcome(undo, False, str(error)))
                 continue
-            except OSError as error:
+            except Exception as error:
+                # an OSError, or whatever a plugin's undo raises: reported, and the next goes on
                 journal.mark_undo_failed(undo.id, str(error))
                 outcomes.append(RevertOutcome(undo, False, f"{undo.action.describe()}: {error}"))
                 continue

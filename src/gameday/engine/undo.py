@@ -26,6 +26,7 @@ __all__ = [
     "RestoreFile",
     "RevertFailed",
     "UndoAction",
+    "UnreadableUndo",
     "undo_action_from_record",
     "undo_actions",
 ]
@@ -63,6 +64,25 @@ def undo_action_from_record(record: dict[str, Any]) -> UndoAction:
     data = dict(record)
     cls = undo_actions.get(data.pop("kind"))
     return cls.model_validate(data)
+
+
+class UnreadableUndo(UndoAction):
+    """An undo record that could not be read back: a kind this version does not know (a
+    plugin not installed, another version's record) or a malformed one. It cannot be
+    reverted, only reported, so that cleanup reverts every other record and still says
+    what it left behind. Never registered: it is never written."""
+
+    kind: ClassVar[str] = "unreadable"
+    recorded_kind: str
+    reason: str
+
+    def revert(self) -> str:
+        raise RevertFailed(
+            f"cannot revert an undo record of kind {self.recorded_kind}: {self.reason}"
+        )
+
+    def describe(self) -> str:
+        return f"revert an undo record of kind {self.recorded_kind} (unreadable: {self.reason})"
 
 
 @register_undo
