@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -255,6 +256,9 @@ def run(
     from gameday.scenario.loader import load_scenarios
 
     pause = _guard(lambda: _duration("--cooldown", cooldown))
+    if time_compression is not None and not math.isfinite(time_compression):
+        _error(f"--time-compression must be a finite number >= 1, not {time_compression}")
+        raise typer.Exit(ExitCode.INVALID)
     loaded = _guard(lambda: load_scenarios(_paths(paths), catalog()))
     rule_files = _guard(lambda: rule_files_in(_paths(rules or [])))
     options = RuleOptions(tuple(rule_files), bundled_rules, time_compression)

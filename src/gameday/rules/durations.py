@@ -33,6 +33,10 @@ _DURATION = re.compile(
 )
 
 
+MAX_DURATION_MS = (2**63 - 1) // 1_000_000
+"""The longest duration Prometheus parses (int64 nanoseconds), in milliseconds."""
+
+
 def prometheus_duration_ms(text: str) -> int:
     """Whole milliseconds of a Prometheus duration such as ``1h30m``, ``500ms`` or ``0``.
 
@@ -45,7 +49,11 @@ def prometheus_duration_ms(text: str) -> int:
         raise ValueError(
             f"invalid Prometheus duration {text!r}: expected e.g. 30s, 5m, 1h30m, 500ms"
         )
-    return sum(int(match.group(unit)) * size for unit, size in _UNITS_MS if match.group(unit))
+    total = sum(int(match.group(unit)) * size for unit, size in _UNITS_MS if match.group(unit))
+    if total > MAX_DURATION_MS:
+        # Prometheus holds a duration in int64 nanoseconds and refuses a longer one
+        raise ValueError(f"invalid Prometheus duration {text!r}: out of range (about 292y at most)")
+    return total
 
 
 def parse_prometheus_duration(text: str) -> float:

@@ -22,6 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from gameday.errors import UsageError
+from gameday.inputs import UnreadableInput, read_input_text
 from gameday.rules.model import RuleError, RuleFile, RuleGroup
 
 __all__ = [
@@ -42,9 +43,9 @@ StrPath = str | os.PathLike[str]
 def load_rule_file(path: StrPath) -> list[RuleGroup]:
     """The rule groups of one file (plain rule file or PrometheusRule manifests)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RuleError(f"{path}: cannot read rule file: {exc.strerror or exc}") from exc
+        text = read_input_text(Path(path), "rule file")
+    except UnreadableInput as error:
+        raise RuleError(str(error)) from None
     return parse_rule_documents(text, source=str(path))
 
 

@@ -21,6 +21,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from gameday.errors import InputError, ScenarioIssue
+from gameday.inputs import read_input_text
 from gameday.runbooks.model import (
     Action,
     Catalog,
@@ -126,7 +127,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     """The bundled catalog (read once and cached), or the catalog file at ``path``."""
     if path is None:
         return _bundled()
-    return parse_catalog(path.read_text(encoding="utf-8"), str(path))
+    return parse_catalog(read_input_text(path, "runbook catalog"), str(path))
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from gameday.errors import ScenarioError, ScenarioIssue
+from gameday.inputs import UnreadableInput, read_input_text
 from gameday.scenario.model import API_VERSION, NAME_PATTERN, Catalog, Scenario, scenario_model
 
 __all__ = [
@@ -279,10 +280,10 @@ def parse_scenario(text: str, file: str, catalog: Catalog) -> LoadedScenario:
 
 def load_scenario(path: Path, catalog: Catalog) -> LoadedScenario:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
+        text = read_input_text(path, "scenario")
+    except UnreadableInput as error:
         raise ScenarioError(
-            [ScenarioIssue(str(path), None, None, "", f"cannot read: {error.strerror}")]
+            [ScenarioIssue(str(path), error.line, error.column, "", error.reason)]
         ) from None
     return parse_scenario(text, str(path), catalog)
 

@@ -18,6 +18,7 @@ import httpx
 from gameday.engine.changes import ChangeSet
 from gameday.errors import Aborted, ComponentMissing, ComponentUnreachable
 from gameday.rules import bundled_rule_files, compress, load_rule_file, write_rule_file
+from gameday.rules.model import RuleError, RuleGroup
 from gameday.targets.base import TargetContext
 from gameday.targets.local.processes import Spawned, spawn
 from gameday.targets.local.spec import AlertmanagerSpec, PrometheusSpec
@@ -49,23 +50,52 @@ class RulesPrepared:
     """Each rewritten ``for:`` or window, as 'alert: field before -> after'."""
 
 
-def prepare_rules(spec: PrometheusSpec, scenario_dir: Path, out_dir: Path) -> RulesPrepared:
-    """Load the scenario's rule files, compress their time, write them for Prometheus."""
-    sources: list[Path] = []
-    for entry in spec.rules:
+def rule_sources(spec: PrometheusSpec, scenario_dir: Path) -> list[tuple[int, Path]]:
+    """Each rule file the scenario names, with the index of its ``rules`` entry."""
+    sources: list[tuple[int, Path]] = []
+    for index, entry in enumerate(spec.rules):
         if entry == "bundled":
-            sources.extend(bundled_rule_files())
+            sources.extend((index, path) for path in bundled_rule_files())
         else:
             path = Path(entry)
-            sources.append(path if path.is_absolute() else scenario_dir / path)
+            sources.append((index, path if path.is_absolute() else scenario_dir / path))
+    return sources
+
+
+def _compressed(spec: PrometheusSpec, source: Path) -> tuple[list[RuleGroup], list[str]]:
+    groups = load_rule_file(source)
+    if spec.time_compression == 1:
+        return groups, []
+    try:
+        groups, rewrites = compress(groups, spec.time_compression, spec.compression_floor)
+    except (ValueError, OverflowError) as error:
+        raise RuleError(
+            f"{source}: cannot compress its time x{spec.time_compression:g}: {error}"
+        ) from None
+    return groups, [str(r) for r in rewrites]
+
+
+def rule_problems(spec: PrometheusSpec, scenario_dir: Path) -> list[tuple[int, str]]:
+    """What :func:`prepare_rules` would fail on, found without writing anything: a rule
+    file that is missing or does not load, time that does not compress."""
+    problems: list[tuple[int, str]] = []
+    for index, source in rule_sources(spec, scenario_dir):
+        try:
+            _compressed(spec, source)
+        except RuleError as error:
+            problems.append((index, str(error)))
+    return problems
+
+
+def prepare_rules(spec: PrometheusSpec, scenario_dir: Path, out_dir: Path) -> RulesPrepared:
+    """Load the scenario's rule files, compress their time, write them for Prometheus."""
+    sources = [path for _index, path in rule_sources(spec, scenario_dir)]
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     changes: list[str] = []
     for index, source in enumerate(sources):
-        groups = load_rule_file(source)
-        if spec.time_compression != 1:
-            groups, rewrites = compress(groups, spec.time_compression, spec.compression_floor)
-            changes.extend(str(r) for r in rewrites)
+        groups, rewrites = _compressed(spec, source)
+        changes.extend(rewrites)
         target = out_dir / f"{index:02d}-{source.stem}.yml"
         write_rule_file(groups, target)
         written.append(target)

@@ -129,7 +129,7 @@ class PrometheusSpec(StrictModel):
     evaluation_interval: Duration = 1.0
     rules: list[str] = Field(default_factory=lambda: ["bundled"])
     """Rule files (paths relative to the scenario file), or "bundled" for the harness's rules."""
-    time_compression: float = Field(default=30.0, ge=1.0)
+    time_compression: float = Field(default=30.0, ge=1.0, allow_inf_nan=False)
     """Divide every rule's ``for:`` and range windows by this, so a rule written as
     "for 5m over [5m]" is exercised in seconds. 1 keeps them as written."""
     compression_floor: Duration = 2.0

@@ -20,7 +20,7 @@ from gameday.targets.local.cgroup import MemoryCgroup, RemoveCgroup, memory_cgro
 from gameday.targets.local.engines import Engine, EngineLaunch, engines
 from gameday.targets.local.engines.vllm import VllmEngine
 from gameday.targets.local.exporter import ContainerStateCollector, MetricsExporter
-from gameday.targets.local.monitoring import MonitoringStack
+from gameday.targets.local.monitoring import MonitoringStack, rule_problems
 from gameday.targets.local.network import ServerNetwork
 from gameday.targets.local.processes import (
     free_port,
@@ -67,9 +67,20 @@ class LocalTarget(Target):
     def check_files(
         cls, params: TargetParams, scenario_dir: Path
     ) -> list[tuple[tuple[str | int, ...], str]]:
-        """A model directory the scenario names must be one: a directory with a
-        config.json (what both engines read first)."""
+        """Every rule file the scenario names must load, and its time compress; a model
+        directory it names must be one: a directory with a config.json (what both engines
+        read first)."""
         assert isinstance(params, LocalTargetSpec)
+        problems: list[tuple[tuple[str | int, ...], str]] = [
+            (("prometheus", "rules", index), message)
+            for index, message in rule_problems(params.prometheus, scenario_dir)
+        ]
+        return problems + cls._model_problems(params, scenario_dir)
+
+    @staticmethod
+    def _model_problems(
+        params: LocalTargetSpec, scenario_dir: Path
+    ) -> list[tuple[tuple[str | int, ...], str]]:
         model = params.server.model
         if model is None or model.path is None:
             return []
