@@ -18,12 +18,12 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from gameday.errors import UsageError
 from gameday.inputs import UnreadableInput, read_input_text
 from gameday.rules.model import RuleError, RuleFile, RuleGroup
+from gameday.yamlfile import YamlInputError, load_yaml_documents
 
 __all__ = [
     "PROMETHEUS_RULE_API_GROUP",
@@ -74,13 +74,9 @@ def load_rule_files(paths: Iterable[StrPath]) -> list[RuleGroup]:
 def parse_rule_documents(text: str, source: str = "<string>") -> list[RuleGroup]:
     """The rule groups in YAML ``text``; ``source`` names it in errors."""
     try:
-        documents = [doc for doc in YAML(typ="rt").load_all(text) if doc is not None]
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise RuleError(f"{where}: invalid YAML: {exc.problem or exc}") from exc
-    except YAMLError as exc:
-        raise RuleError(f"{source}: invalid YAML: {exc}") from exc
+        documents = [doc for doc in load_yaml_documents(text, source) if doc is not None]
+    except YamlInputError as exc:
+        raise RuleError(str(exc)) from None
     if not documents:
         raise RuleError(f"{source}: no rule groups: the file is empty")
 

@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from gameday.errors import InputError, ScenarioIssue
 from gameday.inputs import read_input_text
@@ -33,6 +31,7 @@ from gameday.runbooks.model import (
     Tier,
 )
 from gameday.scenario.loader import SourceMap
+from gameday.yamlfile import YamlInputError, load_yaml_documents
 
 __all__ = [
     "CATALOG_FILE",
@@ -94,14 +93,14 @@ def _plain(node: Any) -> Any:
 def parse_catalog(text: str, file: str = CATALOG_FILE) -> Catalog:
     """A catalog from YAML text; :class:`CatalogError` with file:line:column if invalid."""
     try:
-        document = YAML(typ="rt").load(text)
-    except YAMLError as exc:
-        line = column = None
-        message = str(exc)
-        if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
-            line, column = exc.problem_mark.line + 1, exc.problem_mark.column + 1
-            message = "; ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise CatalogError([ScenarioIssue(file, line, column, "", message)]) from None
+        documents = load_yaml_documents(text, file)
+    except YamlInputError as exc:
+        issue = ScenarioIssue(file, exc.line, exc.column, "", f"invalid YAML: {exc.problem}")
+        raise CatalogError([issue]) from None
+    if len(documents) > 1:
+        issue = ScenarioIssue(file, 1, 1, "", f"expected one document, found {len(documents)}")
+        raise CatalogError([issue])
+    document = documents[0] if documents else None
     try:
         return Catalog.model_validate(_plain(document))
     except ValidationError as exc:

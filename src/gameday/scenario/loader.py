@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from gameday.errors import ScenarioError, ScenarioIssue
 from gameday.inputs import UnreadableInput, read_input_text
 from gameday.scenario.model import API_VERSION, NAME_PATTERN, Catalog, Scenario, scenario_model
+from gameday.yamlfile import YamlInputError, load_yaml_documents
 
 __all__ = [
     "LoadedScenario",
@@ -88,12 +87,6 @@ class LoadedScenario:
         return ScenarioIssue(str(self.path), line, column, field, message)
 
 
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    return yaml
-
-
 def _plain(node: Any) -> Any:
     """Round-trip YAML nodes as plain dicts/lists, so pydantic sees ordinary data."""
     if isinstance(node, CommentedMap):
@@ -103,16 +96,6 @@ def _plain(node: Any) -> Any:
     if isinstance(node, str):
         return str(node)  # ruamel's scalar string subclasses
     return node
-
-
-def _yaml_issue(file: str, error: YAMLError) -> ScenarioIssue:
-    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    if isinstance(error, MarkedYAMLError) and error.context and "duplicate" in str(error):
-        problem = f"{error.problem}".strip()
-    line = mark.line + 1 if mark is not None else None
-    column = mark.column + 1 if mark is not None else None
-    return ScenarioIssue(file, line, column, "", f"invalid YAML: {problem}")
 
 
 def _message(error: Any, source: SourceMap) -> str:
@@ -219,9 +202,11 @@ def _unwrap(annotation: Any, loc: Sequence[int | str], element: int | str) -> An
 def parse_scenario(text: str, file: str, catalog: Catalog) -> LoadedScenario:
     """Parse and validate one scenario document; raise ScenarioError listing every problem."""
     try:
-        documents = list(_yaml().load_all(text))
-    except YAMLError as error:
-        raise ScenarioError([_yaml_issue(file, error)]) from None
+        documents = load_yaml_documents(text, file)
+    except YamlInputError as error:
+        raise ScenarioError(
+            [ScenarioIssue(file, error.line, error.column, "", f"invalid YAML: {error.problem}")]
+        ) from None
     documents = [d for d in documents if d is not None]
     if len(documents) != 1:
         found = "no document" if not documents else f"{len(documents)} documents"

@@ -1,0 +1,152 @@
+"""YAML from a user, loaded within bounds, every failure one located error.
+
+ruamel.yaml fails in ways a user should never see as a traceback: a value its tag
+cannot build (``!!int x``, ``!!bool maybe``, ``!!set`` on a scalar, an integer past
+Python's digit limit) raises ValueError, KeyError or AttributeError without a position;
+deep nesting ends in RecursionError; an escape out of range raises ValueError from the
+scanner; and nothing bounds alias expansion, so eight levels of nine aliases (a "billion
+laughs") take gigabytes once expanded. :func:`load_yaml_documents` first reads the event
+stream (flat, no recursion) to bound nesting and the expanded size, then builds the
+documents with a constructor that gives each failure the position of its node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    ScalarEvent,
+)
+
+from gameday.errors import InputError
+
+__all__ = ["MAX_DEPTH", "MAX_NODES", "YamlInputError", "load_yaml_documents"]
+
+MAX_DEPTH = 64
+"""Nesting deeper than any scenario, rule file or catalog needs (they use under 10)."""
+MAX_NODES = 200_000
+"""Nodes once every alias is expanded: the catalog, the largest file read, has ~20,000."""
+
+
+class YamlInputError(InputError):
+    """Invalid or unbounded YAML: ``source[:line:column]: invalid YAML: problem``."""
+
+    def __init__(self, source: str, problem: str, line: int | None, column: int | None):
+        self.source, self.problem, self.line, self.column = source, problem, line, column
+        where = source if line is None else f"{source}:{line}:{column}"
+        super().__init__(f"{where}: invalid YAML: {problem}")
+
+
+class _LocatingConstructor(RoundTripConstructor):
+    """A round-trip constructor whose every failure to build a value names its node."""
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except YAMLError:
+            raise
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as error:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            value = node.value if isinstance(node.value, str) else ""
+            shown = f" from {value[:40]!r}" if value else ""
+            why = "" if isinstance(error, KeyError) else f": {error}"
+            raise _Unbuildable(node, f"cannot build a {tag}{shown}{why}") from None
+
+
+class _Unbuildable(Exception):
+    def __init__(self, node: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.node, self.problem = node, problem
+
+
+def _yaml(duplicate_keys: bool) -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _LocatingConstructor
+    yaml.allow_duplicate_keys = duplicate_keys
+    return yaml
+
+
+def _position(mark: Any) -> tuple[int | None, int | None]:
+    return (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+
+
+def _check_bounds(yaml: YAML, text: str, source: str) -> None:
+    """Nesting depth and expanded size, from the event stream (no recursion, no building)."""
+    depth = 0
+    sizes: dict[str, int] = {}  # anchor -> nodes it stands for, once complete
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, nodes so far) of open collections
+    total = 0
+    mark = None
+    try:
+        for event in yaml.parse(text):
+            mark = event.start_mark
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise YamlInputError(
+                        source, f"nested deeper than {MAX_DEPTH} levels", *_position(mark)
+                    )
+                open_nodes.append((event.anchor, 1))
+                total += 1
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+                anchor, count = open_nodes.pop()
+                if anchor is not None:
+                    sizes[anchor] = count
+                if open_nodes:
+                    parent, so_far = open_nodes[-1]
+                    open_nodes[-1] = (parent, so_far + count)
+            elif isinstance(event, ScalarEvent | AliasEvent):
+                count = 1 if isinstance(event, ScalarEvent) else sizes.get(event.anchor or "", 1)
+                if isinstance(event, ScalarEvent) and event.anchor is not None:
+                    sizes[event.anchor] = 1
+                total += count if isinstance(event, AliasEvent) else 1
+                if open_nodes:
+                    parent, so_far = open_nodes[-1]
+                    open_nodes[-1] = (parent, so_far + count)
+            if total > MAX_NODES:
+                raise YamlInputError(
+                    source,
+                    f"more than {MAX_NODES:,} values once its aliases are expanded",
+                    *_position(mark),
+                )
+            del event
+    except YamlInputError:
+        raise
+    except MarkedYAMLError as error:
+        raise _located(error, source) from None
+    except YAMLError as error:
+        raise YamlInputError(source, str(error).splitlines()[0], *_position(mark)) from None
+    except (ValueError, RecursionError) as error:  # the scanner's own, such as chr() range
+        raise YamlInputError(source, str(error), *_position(mark)) from None
+
+
+def _located(error: MarkedYAMLError, source: str) -> YamlInputError:
+    mark = error.problem_mark or error.context_mark
+    problem = str(error.problem or error).strip().splitlines()[0]
+    context = str(error.context or "").strip()
+    if context.startswith("while "):  # "while parsing a flow sequence": where it went wrong
+        problem = f"{problem} ({context})"
+    return YamlInputError(source, problem, *_position(mark))
+
+
+def load_yaml_documents(text: str, source: str, *, duplicate_keys: bool = False) -> list[Any]:
+    """Every document of ``text`` (round-trip nodes, with positions), or YamlInputError."""
+    _check_bounds(_yaml(duplicate_keys), text, source)
+    try:
+        return list(_yaml(duplicate_keys).load_all(text))
+    except _Unbuildable as error:
+        raise YamlInputError(source, error.problem, *_position(error.node.start_mark)) from None
+    except MarkedYAMLError as error:
+        raise _located(error, source) from None
+    except YAMLError as error:
+        raise YamlInputError(source, str(error).splitlines()[0], None, None) from None
+    except (ValueError, KeyError, AttributeError, TypeError, RecursionError) as error:
+        # what the constructor builds outside construct_object (a mapping's merge keys)
+        raise YamlInputError(source, f"{type(error).__name__}: {error}", None, None) from None
