@@ -2,6 +2,7 @@
 #   make demo   a local game day on the bundled scenarios; ends with the HTML report's path
 #   make test   lint, type checks and every test (unit, integration, end to end, kwok);
 #               make vllm-tests: the scenarios on the real vLLM beside the simulator
+#               make fuzz: a mutational fuzz of every input file kind (tests/fuzz)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ APT_PACKAGES := prometheus prometheus-alertmanager dnsmasq-base iproute2 chromiu
 # Debian's package names for the binaries the tests and the local tier run
 APT_BINARIES := prometheus prometheus-alertmanager promtool dnsmasq ip chromium
 
-.PHONY: demo test lint typecheck unit integration e2e kwok vllm vllm-tests testenv-build testenv-up testenv-down deps venv schema clean help
+.PHONY: demo test lint typecheck unit integration e2e kwok vllm vllm-tests fuzz testenv-build testenv-up testenv-down deps venv schema clean help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -60,6 +61,12 @@ vllm: venv
 # runs it after make test)
 vllm-tests: deps venv vllm
 	$(BIN)/pytest tests/vllm -q
+
+# a mutational fuzz of every kind of input file (not part of make test: ~25 min at 10,000
+# cases a kind, most of it the runbook catalog); what it finds goes to tests/data/fuzz/
+FUZZ_CASES ?= 10000
+fuzz: venv
+	$(BIN)/python -m tests.fuzz.fuzz --cases $(FUZZ_CASES) --save fuzz-found
 
 # the kwok tier: binaries built from the Go module proxy into a cache outside the clone
 testenv-build:

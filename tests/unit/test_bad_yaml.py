@@ -1,6 +1,6 @@
-"""Every class of bad YAML is one located error (exit 2), never a traceback or an
-unbounded expansion: the regression corpus in tests/data/fuzz/, in process and through
-the CLI."""
+"""Every class of bad input is one located error (exit 2), never a traceback or an
+unbounded expansion: the regression corpus in tests/data/fuzz/ (written by hand from the
+issue's classes, and found by make fuzz), in process and through the CLI."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from gameday.errors import ScenarioError
+from gameday.errors import GamedayError, ScenarioError
 from gameday.plugins import catalog
 from gameday.rules import load_rule_file
 from gameday.rules.model import RuleError
 from gameday.runbooks import CatalogError, parse_catalog
 from gameday.scenario.loader import load_scenario
 from gameday.yamlfile import MAX_DEPTH, YamlInputError, load_yaml_documents
+from tests.fuzz.fuzz import KINDS
 from tests.unit.test_cli import gameday
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "fuzz" / "scenario"
@@ -82,3 +83,17 @@ def test_rule_files_and_the_catalog_share_the_bounds(tmp_path: Path) -> None:
     with pytest.raises(CatalogError) as caught:
         parse_catalog("codes: " + "[" * 100 + "]" * 100, "catalog.yaml")
     assert "nested deeper than" in caught.value.issues[0].message
+
+
+FOUND = sorted(path for kind in KINDS for path in (CORPUS.parent / kind).glob(f"*{KINDS[kind][1]}"))
+
+
+@pytest.mark.parametrize("path", FOUND, ids=[f"{p.parent.name}/{p.name}" for p in FOUND])
+def test_the_fuzz_corpus_replays_clean(path: Path) -> None:
+    """Each input the fuzz (make fuzz) found, through the function the CLI calls for its
+    kind: it loads or it is the project's own input error, never another exception."""
+    check = KINDS[path.parent.name][0]
+    try:
+        check(path)
+    except GamedayError as error:
+        assert str(error).strip(), "an input error says what is wrong"

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from gameday.engine.events import Event, event_from_record
 from gameday.engine.undo import RevertFailed, UndoAction, UnreadableUndo, undo_action_from_record
+from gameday.errors import InputError
 from gameday.registry import UnknownName
 
 __all__ = [
@@ -162,11 +163,6 @@ class Journal:
 # -- reading -----------------------------------------------------------------------
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
-    for _number, record in _numbered_records(path):
-        yield record
-
-
 def _numbered_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """The journal's objects with their line numbers. A line that is not a JSON object is
     passed over: the harness was killed while writing it (and it stays torn when cleanup
@@ -186,11 +182,19 @@ def _numbered_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_events(path: Path) -> list[Event]:
+    """The journal's events, in order; InputError naming the line of one that is not an
+    event this version knows (another version's journal, an edited one)."""
     events: list[Event] = []
-    for record in _records(path):
+    for number, record in _numbered_records(path):
         if record.get("record") == "event":
             data = {k: v for k, v in record.items() if k != "record"}
-            events.append(event_from_record(data))
+            try:
+                events.append(event_from_record(data))
+            except (KeyError, TypeError, ValueError) as error:
+                name = data.get("event")
+                what = f"event {name!r}" if isinstance(name, str) else "an event without a name"
+                reason = "unknown to this version" if isinstance(error, KeyError) else str(error)
+                raise InputError(f"{path}:{number}: cannot read {what}: {reason}") from None
     return events
 
 
