@@ -333,6 +333,14 @@ def _usage_tokens(data: dict[str, Any]) -> int | None:
     return tokens if isinstance(tokens, int) and tokens > 0 else None
 
 
+def _streaming(stream: bool) -> dict[str, Any]:
+    """A stream asks for its usage chunk: the tokens counted are the server's, not the
+    chunks (a server merges deltas for a client that lags, as vLLM does)."""
+    return (
+        {"stream": True, "stream_options": {"include_usage": True}} if stream else {"stream": False}
+    )
+
+
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
@@ -349,7 +357,7 @@ class OpenAIChatUser(OpenAIUser):
             "model": model,
             "messages": [{"role": "user", "content": prompt}],
             "max_tokens": max_tokens,
-            "stream": stream,
+            **_streaming(stream),
         }
 
     def content(self, choice: dict[str, Any], *, streaming: bool) -> str:
@@ -365,7 +373,7 @@ class OpenAICompletionsUser(OpenAIUser):
     def request_body(
         self, model: str, prompt: str, max_tokens: int, stream: bool
     ) -> dict[str, Any]:
-        return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": stream}
+        return {"model": model, "prompt": prompt, "max_tokens": max_tokens, **_streaming(stream)}
 
     def content(self, choice: dict[str, Any], *, streaming: bool) -> str:
         return _text(choice.get("text"))
