@@ -103,10 +103,11 @@ def _check_bounds(yaml: YAML, text: str, source: str) -> None:
                     parent, so_far = open_nodes[-1]
                     open_nodes[-1] = (parent, so_far + count)
             elif isinstance(event, ScalarEvent | AliasEvent):
-                count = 1 if isinstance(event, ScalarEvent) else sizes.get(event.anchor or "", 1)
+                # an alias stands for every value of its anchor, each built once more
+                count = sizes.get(event.anchor, 1) if isinstance(event, AliasEvent) else 1
                 if isinstance(event, ScalarEvent) and event.anchor is not None:
                     sizes[event.anchor] = 1
-                total += count if isinstance(event, AliasEvent) else 1
+                total += count
                 if open_nodes:
                     parent, so_far = open_nodes[-1]
                     open_nodes[-1] = (parent, so_far + count)
@@ -116,7 +117,6 @@ def _check_bounds(yaml: YAML, text: str, source: str) -> None:
                     f"more than {MAX_NODES:,} values once its aliases are expanded",
                     *_position(mark),
                 )
-            del event
     except YamlInputError:
         raise
     except MarkedYAMLError as error:
