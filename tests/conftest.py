@@ -11,6 +11,10 @@ import pytest
 
 IN_CI = os.environ.get("CI") == "true"
 
+# tests/data holds inputs (broken scenarios among them), not tests: the scenario
+# plugin would otherwise collect every file there that looks like a scenario.
+collect_ignore = ["data"]
+
 
 def require_binary(name: str) -> str:
     """The path of a binary the test needs; in CI its absence fails, elsewhere it skips."""
