@@ -35,9 +35,16 @@ class Run:
         return json.loads((self.run_dir / "report.json").read_text())  # type: ignore[no-any-return]
 
 
-def gameday(*args: str, report_dir: Path, timeout: float = 300, cwd: Path = REPO) -> Run:
-    """Run the CLI; ``report_dir`` may be relative to ``cwd``, as a user would give it."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def gameday(
+    *args: str,
+    report_dir: Path,
+    timeout: float = 300,
+    cwd: Path = REPO,
+    env: dict[str, str] | None = None,
+) -> Run:
+    """Run the CLI; ``report_dir`` may be relative to ``cwd``, as a user would give it;
+    ``env`` adds to the environment."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "gameday", *args, "--report-dir", str(report_dir)],
         capture_output=True,

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gameday.redact import redact
+
 __all__ = [
     "AlertChanged",
     "ApiRefused",
@@ -87,6 +89,18 @@ def event_from_record(record: dict[str, Any]) -> Event:
         if f.name in kwargs and isinstance(kwargs[f.name], list):
             kwargs[f.name] = _tuples(kwargs[f.name])
     return cls(**kwargs)
+
+
+def redacted(event: Event) -> Event:
+    """``event`` with the secrets its fields hold masked (itself if it holds none)."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, (str, list, tuple, dict)):
+            masked = redact(value, key=f.name)
+            if masked != value:
+                changes[f.name] = masked
+    return dataclasses.replace(event, **changes) if changes else event
 
 
 def _tuples(value: Any) -> Any:
@@ -464,6 +478,7 @@ class EventBus:
                 self._handlers.remove(handler)
 
     def emit(self, event: Event) -> None:
+        event = redacted(event)  # every handler (journal, report, console) gets it masked
         with self._lock:
             for handler in list(self._handlers):
                 try:

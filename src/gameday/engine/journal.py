@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from gameday.engine.events import Event, event_from_record
 from gameday.engine.undo import RevertFailed, UndoAction, UnreadableUndo, undo_action_from_record
 from gameday.errors import InputError
+from gameday.redact import redact
 from gameday.registry import UnknownName
 
 __all__ = [
@@ -89,7 +90,8 @@ class Journal:
     # -- writing -----------------------------------------------------------------
 
     def _write(self, record: dict[str, Any], *, durable: bool) -> None:
-        line = json.dumps(record, separators=(",", ":"), default=str)
+        # events come masked from the bus; undo records name commands and files, so mask here too
+        line = json.dumps(redact(record), separators=(",", ":"), default=str)
         with self._lock:
             if self._file.closed:
                 return

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from gameday.engine.changes import ChangeSet
 from gameday.engine.events import ComponentReady, LoadSampled
 from gameday.load import LoadConfig, LoadDriver, LoadSample
+from gameday.load.protocol import API_KEY_VARIABLE
 from gameday.targets.local.processes import TOKEN_VARIABLE, KillProcesses
 
 if TYPE_CHECKING:
@@ -22,7 +23,9 @@ def sample_event(scenario: str, sample: LoadSample) -> LoadSampled:
     return LoadSampled(scenario=scenario, ts=sample.t, **dataclasses.asdict(sample))
 
 
-def start_load(run: ScenarioRun, server: str, changes: ChangeSet) -> LoadDriver:
+def start_load(
+    run: ScenarioRun, server: str, changes: ChangeSet, *, api_key: str | None = None
+) -> LoadDriver:
     """Start Locust against ``server``; its process is journaled so cleanup can stop it.
 
     Stop it with ``driver.stop()`` and then ``changes.revert_all()``, which finds any
@@ -36,7 +39,8 @@ def start_load(run: ScenarioRun, server: str, changes: ChangeSet) -> LoadDriver:
     driver = LoadDriver(
         LoadConfig.from_spec(spec, host=server),
         lambda sample: run.emit(sample_event(run.name, sample)),
-        env={TOKEN_VARIABLE: token},
+        # the key in the environment, not the config: a config is read back in reports
+        env={TOKEN_VARIABLE: token, **({API_KEY_VARIABLE: api_key} if api_key else {})},
     )
     driver.start()
     run.emit(

@@ -11,6 +11,7 @@ make, whenever a new event arrives and a few times a second otherwise.
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import socket
@@ -56,6 +57,7 @@ from gameday.engine.undo import RevertFailed
 from gameday.errors import Aborted, ExitCode, GamedayError, InjectionError
 from gameday.injectors.base import FaultContext, Injector, faults
 from gameday.observe.alerts import AlertPoller
+from gameday.redact import redact_text, remember_secrets_in, remember_secrets_of
 from gameday.remedies.base import PlannedStep, Remedy, plan_remedy
 from gameday.scenario.loader import LoadedScenario
 from gameday.scenario.model import (
@@ -481,7 +483,7 @@ class ScenarioRun:
         self.poller.start()
         exp_ctx = ExpectationContext(self.name, endpoints.placeholders())
         if scenario.load is not None:
-            self._start_load(endpoints.server)
+            self._start_load(endpoints.server, endpoints.api_key)
         for spec, cls in zip(scenario.faults, injector_classes, strict=True):
             fault_ctx = FaultContext(
                 scenario=self.name,
@@ -648,17 +650,19 @@ class ScenarioRun:
             )
         )
 
-    def _start_load(self, server: str) -> None:
+    def _start_load(self, server: str, api_key: str | None) -> None:
         from gameday.engine.loadrun import start_load
 
         self.load_changes = ChangeSet(self.journal, self.name, "load")
-        self.load_driver = start_load(self, server, self.load_changes)
+        self.load_driver = start_load(self, server, self.load_changes, api_key=api_key)
 
     def _stop_load(self) -> None:
         if self.load_driver is None:
             return
         self.load_driver.stop()
-        (self.artifacts / "locust.log").write_text(self.load_driver.stderr_tail() + "\n")
+        (self.artifacts / "locust.log").write_text(
+            redact_text(self.load_driver.stderr_tail()) + "\n"
+        )
         if self.load_changes is not None:
             self.load_changes.revert_all()
 
@@ -730,6 +734,11 @@ class GameDay:
     ) -> None:
         self.scenarios = list(scenarios)
         self.options = options
+        # before the first event: what the scenarios and the processes the run starts
+        # (they inherit this environment) hold of secrets is masked in all it writes
+        remember_secrets_of(env=os.environ)
+        for loaded in self.scenarios:
+            remember_secrets_in(loaded.scenario.model_dump(mode="json", by_alias=True))
         # absolute: generated configs name files by path, and tools resolve relative
         # paths against their own config's folder, not our working directory
         self.run_dir = (options.report_dir / options.run_id).resolve()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 import uuid
@@ -27,7 +28,7 @@ import gevent
 from gevent.lock import Semaphore
 from locust import FastHttpUser, task
 
-from gameday.load.protocol import LoadConfig
+from gameday.load.protocol import API_KEY_VARIABLE, LoadConfig
 from gameday.load.window import RequestError, failure_message
 
 __all__ = [
@@ -85,6 +86,7 @@ class _Shared:
     shape: Shape = Shape.of(32, 32)
     model: str | None = None
     model_lock = Semaphore()
+    authorization: str | None = None
 
 
 _shared = _Shared()
@@ -95,6 +97,8 @@ def configure(config: LoadConfig) -> type[OpenAIUser]:
     _shared.config = config
     _shared.shape = Shape.of(config.prompt_tokens, config.max_tokens)
     _shared.model = config.model
+    key = os.environ.get(API_KEY_VARIABLE)
+    _shared.authorization = f"Bearer {key}" if key else None
     for cls in (OpenAIChatUser, OpenAICompletionsUser):
         cls.host = config.host.rstrip("/")
         # the whole-request deadline is enforced in _call; these bound each socket step
@@ -180,6 +184,8 @@ class OpenAIUser(FastHttpUser):
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if payload is not None and _shared.config and _shared.config.stream:
             headers["Accept"] = "text/event-stream"
+        if _shared.authorization is not None:
+            headers["Authorization"] = _shared.authorization
         url = f"{self.host}{path}"
         start_time = time.time()
         started = time.perf_counter()

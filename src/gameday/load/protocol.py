@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gameday.scenario.model import LoadSpec
 
 __all__ = [
+    "API_KEY_VARIABLE",
     "EXIT_BAD_CONFIG",
     "EXIT_LOCUST_MISSING",
     "PROFILES",
@@ -81,6 +82,10 @@ class ThinkTime:
             _finite(self.max) and self.max >= self.min,
             f"think_time.max must be >= think_time.min, got {self.max!r}",
         )
+
+
+API_KEY_VARIABLE = "GAMEDAY_LOAD_API_KEY"
+"""The variable that hands the load the server's ``--api-key``, sent as a bearer token."""
 
 
 @dataclass(frozen=True)

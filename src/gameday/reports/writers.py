@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
+from gameday.redact import redact_text
 from gameday.reports.html import render_html, render_scenario_html
 from gameday.reports.model import RunReport, ScenarioReport
 
@@ -215,7 +216,8 @@ def _write(path: Path, text: str) -> Path:
     """Atomically: a reader (a CI artifact upload, a browser) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    # events reach the report masked; this also masks what a renderer added itself
+    tmp.write_text(redact_text(text), encoding="utf-8")
     os.replace(tmp, path)
     return path
 

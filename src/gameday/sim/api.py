@@ -176,7 +176,7 @@ class SimApi:
         self.log_error = _ErrorLog()
         self._model_json = (b"", b"")
         self._fingerprint = b""
-        router = Router(uncounted=EXCLUDED_HANDLERS)
+        router = Router(uncounted=EXCLUDED_HANDLERS, api_keys=runtime.opts.api_keys)
         # Inference was served in front of FastAPI: other methods get 404, not 405.
         router.add("/v1/chat/completions", ["POST"], self.chat, lean=True)
         router.add("/v1/completions", ["POST"], self.completions, lean=True)

@@ -6,6 +6,7 @@ Heavy imports (httptools, uvloop, prometheus_client) happen inside the commands,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -142,6 +143,14 @@ def serve(
             "repeatable): a directory without adapter_config.json fails start-up as in vLLM."
         ),
     ] = None,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Require 'Authorization: Bearer KEY' on the API's paths (/v1/...), as "
+            "vLLM's --api-key does (repeatable; default: $VLLM_API_KEY). /health and "
+            '/metrics stay open; a missing or wrong key gets 401 {"error":"Unauthorized"}.'
+        ),
+    ] = None,
     num_gpu_blocks_override: Annotated[
         int | None,
         typer.Option(
@@ -269,6 +278,7 @@ def serve(
             gpu_memory_utilization=gpu_memory_utilization,
             trust_remote_code=trust_remote_code,
             lora_modules=tuple(adapters),
+            api_keys=tuple(k for k in (api_key or [os.environ.get("VLLM_API_KEY", "")]) if k),
             cpu_kv_cache_bytes=_bytes(cpu_kv_cache_bytes),
             load_bandwidth=_bytes(load_bandwidth),
         )

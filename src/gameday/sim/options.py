@@ -99,6 +99,9 @@ class SimOptions:
     lora_modules: tuple[tuple[str, str], ...] = ()
     """``--lora-modules name=path``, loaded (checked) at start-up as vLLM loads static
     adapters; only with ``--enable-lora``."""
+    api_keys: tuple[str, ...] = ()
+    """``--api-key`` (or ``VLLM_API_KEY``): the API's paths need one of them as a bearer
+    token, as vLLM's do."""
     cpu_kv_cache_bytes: int = 64 * 2**20
     load_bandwidth: int = 200 * 2**20
 
@@ -156,4 +159,6 @@ class SimOptions:
                 if isinstance(value, Upstream):
                     value = value.url
                 out[f.name] = str(value) if isinstance(value, Path) else value
+        if "api_keys" in out:
+            out["api_keys"] = "***"  # as vLLM's redact_sensitive_args logs its api_key
         return out

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import http
 import socket
 import time
@@ -74,6 +76,9 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _JSON = b"content-type: application/json\r\n"
 _NOT_FOUND = b'{"detail":"Not Found"}'
 _NOT_ALLOWED = b'{"detail":"Method Not Allowed"}'
+_UNAUTHORIZED = b'{"error":"Unauthorized"}'
+# the paths vLLM's --api-key guards (vllm/entrypoints/serve/middleware/authenticate.py)
+_GUARDED = ("/v1", "/v2", "/inference", "/cohere")
 _INVALID = b"Invalid HTTP request received."
 _ERROR = b"Internal Server Error"
 # Method names as metric labels, without a decode per request.
@@ -100,6 +105,7 @@ class Request:
     """
 
     __slots__ = (
+        "authorization",
         "body",
         "conn",
         "done",
@@ -125,7 +131,9 @@ class Request:
         body: bytes,
         host: bytes,
         keep_alive: bool,
+        authorization: bytes = b"",
     ) -> None:
+        self.authorization = authorization
         self.conn = conn
         self.method = method
         self.path = path
@@ -252,6 +260,7 @@ class HttpConnection(asyncio.Protocol):
         # The request being parsed.
         self._url = b""
         self._host = b""
+        self._authorization = b""
         self._body = b""
         self._parts: list[bytes] | None = None
         self._expect = False
@@ -331,6 +340,8 @@ class HttpConnection(asyncio.Protocol):
             self._host = value
         elif size == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
             self._expect = True
+        elif size == 13 and name.lower() == b"authorization":
+            self._authorization = value
 
     def on_headers_complete(self) -> None:
         if self._expect:
@@ -360,7 +371,7 @@ class HttpConnection(asyncio.Protocol):
             self.last = True
         path, query = _split_url(self._url)
         body = b"".join(self._parts) if self._parts is not None else self._body
-        req = Request(self, method, path, query, body, self._host, keep_alive)
+        req = Request(self, method, path, query, body, self._host, keep_alive, self._authorization)
         self.pending.append(req)
         if len(self.pending) >= _MAX_PIPELINED and not self.reading_paused:
             self.reading_paused = True
@@ -472,10 +483,23 @@ class Route:
 class Router:
     """Paths to handlers, with FastAPI's answers for everything else."""
 
-    def __init__(self, uncounted: Iterable[str] = ()) -> None:
+    def __init__(self, uncounted: Iterable[str] = (), api_keys: Iterable[str] = ()) -> None:
         self.routes: dict[str, Route] = {}
         # Paths vLLM's instrumentator leaves out of http_requests_total.
         self.uncounted = frozenset(uncounted)
+        # --api-key: vLLM compares digests, so a key's length does not show in the timing
+        self.key_digests = [hashlib.sha256(k.encode()).digest() for k in api_keys]
+
+    def authorized(self, req: Request) -> bool:
+        """vLLM's AuthenticationMiddleware: with keys set, the API's paths need
+        ``Authorization: Bearer <one of them>``; OPTIONS and /health, /metrics do not."""
+        if not self.key_digests or req.method == "OPTIONS" or not req.path.startswith(_GUARDED):
+            return True
+        scheme, _, token = req.authorization.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        digest = hashlib.sha256(token.encode("latin-1")).digest()
+        return any(hmac.compare_digest(digest, known) for known in self.key_digests)
 
     def add(self, path: str, methods: Iterable[str], handler: Handler, *, lean: bool) -> None:
         """Serve ``path``; ``lean`` routes answer other methods and slash variants 404 (they
@@ -489,6 +513,12 @@ class Router:
     def __call__(self, req: Request) -> None:
         path = req.path
         route = self.routes.get(path)
+        if self.key_digests and not self.authorized(req):
+            req.label = route.label if route is not None else "none"
+            req.respond(
+                401, b"content-length: %d\r\n%b" % (len(_UNAUTHORIZED), _JSON), _UNAUTHORIZED
+            )
+            return
         if route is not None:
             req.label = route.label
             handler = route.handlers.get(req.method)

@@ -24,6 +24,9 @@ class Endpoints:
     prometheus: str | None = None
     alertmanager: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    api_key: str | None = field(default=None, repr=False)
+    """The bearer token the serving endpoint asks for (a server's ``--api-key``), which
+    the load sends; never written anywhere (see :mod:`gameday.redact`)."""
 
     def placeholders(self) -> dict[str, str]:
         values = {"server": self.server, **self.extra}

@@ -258,3 +258,19 @@ def test_pipelined_requests_in_pieces_are_answered_in_order(sim: Sim) -> None:
     assert json.loads(first.split(b"\r\n\r\n", 1)[1])["usage"]["completion_tokens"] == 2
     assert json.loads(second.split(b"\r\n\r\n", 1)[1])["usage"]["completion_tokens"] == 2
     assert received.index(b"content-length: 0") < received.rindex(b"chat.completion")
+
+
+def test_api_key_guards_the_api_as_vllm_does(start_sim: StartSim) -> None:
+    # vLLM 0.32's AuthenticationMiddleware: /v1/... needs the bearer token, 401
+    # {"error":"Unauthorized"} otherwise; /health and /metrics stay open
+    sim = start_sim("--api-key", "sk-one", "--api-key", "sk-two")
+    refused = httpx.get(f"{sim.base}/v1/models")
+    assert (refused.status_code, refused.json()) == (401, {"error": "Unauthorized"})
+    wrong = httpx.get(f"{sim.base}/v1/models", headers={"Authorization": "Bearer sk-three"})
+    assert wrong.status_code == 401
+    for key in ("sk-one", "sk-two"):
+        ok = httpx.get(f"{sim.base}/v1/models", headers={"Authorization": f"Bearer {key}"})
+        assert ok.status_code == 200
+    assert httpx.get(f"{sim.base}/health").status_code == 200
+    assert httpx.get(f"{sim.base}/metrics").status_code == 200
+    assert "sk-one" not in sim.log()  # its non-default args say '***'

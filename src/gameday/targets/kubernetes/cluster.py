@@ -11,12 +11,24 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.kube_config import KubeConfigLoader
 
-from gameday.errors import ComponentUnreachable
+from gameday.errors import ComponentUnreachable, InputError
+from gameday.inputs import read_input_text
+from gameday.redact import remember_secret, remember_secrets_in
+from gameday.yamlfile import load_yaml_documents
 
-__all__ = ["api_client", "as_json", "current_context", "kubeconfig_path", "object_path", "rest"]
+__all__ = [
+    "api_client",
+    "as_json",
+    "current_context",
+    "kubeconfig_path",
+    "object_path",
+    "read_kubeconfig",
+    "rest",
+]
 
 
 def kubeconfig_path(given: str | None) -> str:
@@ -28,10 +40,37 @@ def kubeconfig_path(given: str | None) -> str:
     return first or str(Path("~/.kube/config").expanduser())
 
 
-def current_context(kubeconfig: str) -> str:
+def read_kubeconfig(kubeconfig: str, context: str | None = None) -> KubeConfigLoader:
+    """The kubeconfig, read through the project's one input path (size limit, UTF-8,
+    bounded YAML, located errors: exit 2) and its credentials remembered as secrets, so
+    whatever an API error or a log line echoes of them is masked. A kubeconfig that does
+    not exist means no cluster is configured: the cluster is unreachable (exit 3)."""
+    path = Path(kubeconfig)
+    if not path.is_file():
+        raise ComponentUnreachable(f"cannot read kubeconfig {kubeconfig}: no such file")
+    documents = load_yaml_documents(read_input_text(path, "kubeconfig"), kubeconfig)
+    data = documents[0] if len(documents) == 1 else None
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{kubeconfig}: a kubeconfig is one YAML mapping (apiVersion: v1, kind: Config)"
+        )
+    plain = json.loads(json.dumps(data, default=str))  # round-trip nodes to plain values
+    remember_secrets_in(plain)
     try:
-        _, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    except (ConfigException, OSError) as error:
+        return KubeConfigLoader(  # type: ignore[no-untyped-call]
+            config_dict=plain,
+            active_context=context,
+            config_base_path=str(path.resolve().parent),  # its relative file names
+        )
+    except (ConfigException, OSError, ValueError, TypeError, KeyError) as error:
+        raise InputError(f"{kubeconfig}: not a usable kubeconfig: {error}") from None
+
+
+def current_context(kubeconfig: str) -> str:
+    loader = read_kubeconfig(kubeconfig)
+    try:
+        active = loader.current_context
+    except (ConfigException, KeyError, TypeError) as error:
         raise ComponentUnreachable(f"cannot read kubeconfig {kubeconfig}: {error}") from None
     if not active:
         raise ComponentUnreachable(f"kubeconfig {kubeconfig} has no current context")
@@ -39,15 +78,18 @@ def current_context(kubeconfig: str) -> str:
 
 
 def api_client(kubeconfig: str, context: str) -> client.ApiClient:
+    configuration = client.Configuration()
     try:
-        made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context
-        )
-        return made
-    except (ConfigException, OSError) as error:
+        read_kubeconfig(kubeconfig, context).load_and_set(configuration)  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError, ValueError, KeyError, TypeError) as error:
         raise ComponentUnreachable(
             f"cannot use context {context!r} of kubeconfig {kubeconfig}: {error}"
         ) from None
+    for value in (*configuration.api_key.values(), configuration.password):
+        remember_secret(value)  # what an exec plugin or token file gave, too
+        if isinstance(value, str) and value.lower().startswith("bearer "):
+            remember_secret(value[7:])
+    return client.ApiClient(configuration)
 
 
 def as_json(api: client.ApiClient, obj: object) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -124,6 +125,12 @@ class KubernetesTarget(Target):
                 ) from None
             raise ComponentUnreachable(
                 f"cannot read deployment {self.namespace}/{name}: {error.status} {error.reason}"
+            ) from None
+        except urllib3.exceptions.HTTPError as error:  # no answer at all: refused, TLS, DNS
+            host = self.require_api().configuration.host
+            reason = getattr(error, "reason", None) or error
+            raise ComponentUnreachable(
+                f"cannot reach the Kubernetes API at {host} (context {self.context}): {reason}"
             ) from None
 
     def workload_within_cap(self) -> Any:

@@ -28,6 +28,7 @@ import httpx
 from gameday.engine.changes import ChangeSet
 from gameday.engine.events import LogLine, Note, ProcessBackoff, ProcessExited, ProcessStarted
 from gameday.errors import Aborted, ComponentUnreachable
+from gameday.redact import redact_text
 from gameday.targets.base import TargetContext
 from gameday.targets.local.cgroup import MemoryCgroup
 from gameday.targets.local.processes import Spawned, spawn
@@ -279,7 +280,7 @@ class Supervisor:
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             with self._lock:
                 if self._log_file is not None and not self._log_file.closed:
-                    self._log_file.write(line + "\n")
+                    self._log_file.write(redact_text(line) + "\n")
                     self._log_file.flush()
                 forward = self._log_events < LOG_EVENT_LIMIT
                 self._log_events += 1

@@ -31,7 +31,7 @@ from gameday.targets.local.processes import (
 from gameday.targets.local.spec import LocalTargetSpec
 from gameday.targets.local.supervisor import BackoffPolicy, ContainerState, Supervisor
 
-__all__ = ["LocalTarget", "gameday_command"]
+__all__ = ["LocalTarget", "gameday_command", "server_api_key"]
 
 NAMESPACE = "gameday-local"
 SERVER = "server"
@@ -40,6 +40,17 @@ SERVER = "server"
 def gameday_command() -> list[str]:
     """This installation's own ``gameday`` command, whatever PATH says."""
     return [sys.executable, "-m", "gameday"]
+
+
+def server_api_key(command: list[str], env: dict[str, str]) -> str | None:
+    """The key vLLM (and the simulator) asks for: ``--api-key K`` (or ``=K``), else
+    ``VLLM_API_KEY`` of the server's environment (which inherits the harness's)."""
+    for index, arg in enumerate(command):
+        if arg == "--api-key" and index + 1 < len(command):
+            return command[index + 1]
+        if arg.startswith("--api-key="):
+            return arg.removeprefix("--api-key=")
+    return env.get("VLLM_API_KEY") or os.environ.get("VLLM_API_KEY") or None
 
 
 @targets.register("local")
@@ -350,6 +361,7 @@ class LocalTarget(Target):
             prometheus=self.monitoring.prometheus_url,
             alertmanager=self.monitoring.alertmanager_url,
             extra={"port": str(self.port)},
+            api_key=server_api_key(self.supervisor.command, self.supervisor.env),
         )
 
     def down(self) -> None:
