@@ -276,6 +276,9 @@ def run(
 
     _guard(lambda: check_plan(loaded))  # as validate does: nothing runs with a plan issue
     _guard(lambda: _preflight(loaded, context))
+    if report_dir.exists() and not report_dir.is_dir():
+        _error(f"--report-dir {report_dir} is a file, not a folder")
+        raise typer.Exit(ExitCode.INVALID)
     builder = ReportBuilder()
     view = LiveView(err) if live and err.is_terminal else None
     gameday = GameDay(
@@ -327,7 +330,11 @@ def schema(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as error:
+            _error(f"cannot write {output}: {error.strerror or error}")
+            raise typer.Exit(ExitCode.INVALID) from None
         err.print(f"wrote {output}")
 
 
@@ -558,8 +565,16 @@ def report(
     if not journal.is_file():
         _error(f"no such journal: {journal}")
         raise typer.Exit(ExitCode.INVALID)
-    built = build_report(read_events(journal))
-    written = write_reports(built, output or journal.parent)
+    events = _guard(lambda: read_events(journal))
+    if not events:
+        _error(f"{journal}: not a gameday journal (no event in it)")
+        raise typer.Exit(ExitCode.INVALID)
+    built = build_report(events)
+    try:
+        written = write_reports(built, output or journal.parent)
+    except OSError as error:
+        _error(f"cannot write the reports to {output or journal.parent}: {error.strerror or error}")
+        raise typer.Exit(ExitCode.INVALID) from None
     out.print(f"report: {written['report.html']}")
 
 
@@ -647,11 +662,36 @@ def compare(
 
 
 def main() -> None:
+    """The ``gameday`` command: every failure ends in one line on stderr and its exit code
+    (a bad argument 2, like bad input; a bug too, with how to see its traceback)."""
     if os.environ.get("GAMEDAY_DEBUG"):
         app()
         return
     try:
-        app()
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(ExitCode.ABORTED)
+    except Exception as error:
+        sys.exit(_last_word(error))
+    sys.exit(code if isinstance(code, int) else ExitCode.PASSED)
+
+
+def _last_word(error: Exception) -> int:
+    """One line for what escaped a command, and the exit code it means."""
+    if type(error).__name__ == "Abort":  # click's, as typer vendors it: Ctrl-C at a prompt
+        err.print("interrupted")
+        return ExitCode.ABORTED
+    exit_code = getattr(error, "exit_code", None)
+    format_message = getattr(error, "format_message", None)
+    if isinstance(exit_code, int) and callable(format_message):
+        # click's usage errors (typer vendors click, so matched by shape): its own words
+        # ("Invalid value for '--port'") on one line instead of a panel
+        ctx = getattr(error, "ctx", None)
+        command = getattr(ctx, "command_path", None) or "gameday"
+        message = " ".join(str(format_message()).split())
+        _error(f"{command}: {message} (see {command} --help)")
+        return exit_code
+    # a bug: said in one line; GAMEDAY_DEBUG=1 shows where
+    _error(f"internal error: {type(error).__name__}: {error} (GAMEDAY_DEBUG=1 for the traceback)")
+    return ExitCode.ENVIRONMENT

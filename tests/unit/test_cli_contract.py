@@ -1,0 +1,109 @@
+"""Every entry point of the ``gameday`` command held to one contract: a bad argument or a
+bad file gives one line on stderr and exit 2, an unreachable component exit 3, never a
+traceback. Each case runs the installed command as a user would, in a fresh process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIO = str(REPO / "scenarios" / "local" / "process-kill.yaml")
+RULES = str(REPO / "src" / "gameday" / "rules" / "capacity.yml")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Bad inputs of each shape, by name."""
+    root = tmp_path_factory.mktemp("bad")
+    made = {
+        "binary": b"\xff\xfe\x00 not text",
+        "yaml": b"[1, 2\n",
+        "json": b'{"not": "a report"',
+        "event": b'{"record": "event"}\n',
+        "text": b"x\n",
+    }
+    paths = {}
+    for name, data in made.items():
+        (root / name).write_bytes(data)
+        paths[name] = str(root / name)
+    (root / "empty").mkdir()
+    paths["empty"] = str(root / "empty")
+    paths["missing"] = str(root / "missing")
+    paths["new"] = str(root / "new")
+    return paths
+
+
+# (arguments, with {name} for a file of `files`) -> the exit code the contract gives
+CASES: list[tuple[str, int]] = [
+    ("nope", 2),
+    ("validate {missing}", 2),
+    ("validate {binary}", 2),
+    ("validate {yaml}", 2),
+    ("validate {empty}", 2),
+    ("validate --bogus", 2),
+    ("run", 2),
+    ("run {binary}", 2),
+    ("run {yaml} --dry-run", 2),
+    (f"run {SCENARIO} --engine nope", 2),
+    (f"run {SCENARIO} --time-compression inf", 2),
+    (f"run {SCENARIO} --time-compression nan", 2),
+    (f"run {SCENARIO} --time-compression x", 2),
+    (f"run {SCENARIO} --cooldown forever", 2),
+    (f"run {SCENARIO} --rules {{binary}}", 2),
+    (f"run {SCENARIO} --report-dir {{text}}", 2),
+    ("report {missing}", 2),
+    ("report {binary}", 2),
+    ("report {event}", 2),
+    ("diagnose {missing}", 2),
+    ("diagnose {binary}", 2),
+    ("diagnose --confusion {empty}", 2),
+    ("compare {json} {json}", 2),
+    ("compare {binary} {binary}", 2),
+    ("compare {empty} {empty}", 2),
+    ("compare {missing} {missing}", 2),
+    (f"alerts lint {{binary}} --metrics-file {RULES}", 2),
+    ("alerts lint {yaml} --target http://127.0.0.1:9", 2),
+    ("alerts lint {missing} --target http://127.0.0.1:9", 2),
+    (f"alerts lint {RULES} --target nonsense", 2),
+    (f"alerts lint {RULES} --target http://127.0.0.1:9", 3),
+    ("alerts coverage {binary}", 2),
+    ("alerts coverage {yaml}", 2),
+    ("cleanup --journal {missing}", 2),
+    ("cleanup --bogus", 2),
+    ("testenv up --cpu-nodes x", 2),
+    ("testenv status --bogus", 2),
+    ("sim serve --port 70000", 2),
+    ("sim serve --port 0 --max-num-seqs 0", 2),
+    ("sim serve --port x", 2),
+    ("model make-tiny {text}", 2),
+    ("model make-tiny {new} --shards 0", 2),
+    ("schema --output {missing}/x/schema.json", 2),
+    ("list nope", 2),
+    ("engines install nope", 2),
+]
+
+
+@pytest.mark.parametrize(("arguments", "code"), CASES, ids=[c[0] for c in CASES])
+def test_a_bad_argument_or_file_is_one_line_and_its_exit_code(
+    arguments: str, code: int, files: dict[str, str], tmp_path: Path
+) -> None:
+    argv = arguments.format(**files).split()
+    result = subprocess.run(
+        [sys.executable, "-m", "gameday", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,  # a run that got through would write here, not in the clone
+        env={**os.environ, "COLUMNS": "80"},
+        check=False,
+    )
+    said = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == code, result.stderr
+    assert len(said) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "internal error" not in said[0]
