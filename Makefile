@@ -3,6 +3,7 @@
 #   make test   lint, type checks and every test (unit, integration, end to end, kwok);
 #               make vllm-tests: the scenarios on the real vLLM beside the simulator
 #               make fuzz: a mutational fuzz of every input file kind (tests/fuzz)
+#               make soak: kill -9 at random points of every local fault, then cleanup (tests/soak)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ APT_PACKAGES := prometheus prometheus-alertmanager dnsmasq-base iproute2 chromiu
 # Debian's package names for the binaries the tests and the local tier run
 APT_BINARIES := prometheus prometheus-alertmanager promtool dnsmasq ip chromium
 
-.PHONY: demo test lint typecheck unit integration e2e kwok vllm vllm-tests fuzz testenv-build testenv-up testenv-down deps venv schema clean help
+.PHONY: demo test lint typecheck unit integration e2e kwok vllm vllm-tests fuzz soak testenv-build testenv-up testenv-down deps venv schema clean help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -67,6 +68,12 @@ vllm-tests: deps venv vllm
 FUZZ_CASES ?= 10000
 fuzz: venv
 	$(BIN)/python -m tests.fuzz.fuzz --cases $(FUZZ_CASES) --save fuzz-found
+
+# kill -9 of the harness at random points of every local fault's game day, then
+# `gameday cleanup`, then the machine compared with before (tests/soak); ~30 s a trial
+SOAK_TRIALS ?= 20
+soak: venv
+	$(BIN)/python -m tests.soak.soak --trials $(SOAK_TRIALS)
 
 # the kwok tier: binaries built from the Go module proxy into a cache outside the clone
 testenv-build:
