@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import run_gameday
 
 
 def gameday_cleanup(state_dir: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gameday", "cleanup"],
-        cwd=REPO,
-        env={**os.environ, "GAMEDAY_STATE_DIR": str(state_dir)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_gameday("cleanup", env={"GAMEDAY_STATE_DIR": str(state_dir)}, timeout=timeout)

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_gameday
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = (REPO / "scenarios" / "local" / "port-conflict.yaml").read_text()
 
 
 def gameday(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gameday", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-        env=os.environ,
-    )
+    return run_gameday(*args, cwd=cwd)
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,11 @@ traceback. Each case runs the installed command as a user would, in a fresh proc
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_gameday
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = str(REPO / "scenarios" / "local" / "process-kill.yaml")
@@ -93,15 +92,8 @@ def test_a_bad_argument_or_file_is_one_line_and_its_exit_code(
     arguments: str, code: int, files: dict[str, str], tmp_path: Path
 ) -> None:
     argv = arguments.format(**files).split()
-    result = subprocess.run(
-        [sys.executable, "-m", "gameday", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,  # a run that got through would write here, not in the clone
-        env={**os.environ, "COLUMNS": "80"},
-        check=False,
-    )
+    # in tmp_path: a run that got through would write there, not in the clone
+    result = run_gameday(*argv, cwd=tmp_path, env={"COLUMNS": "80"})
     said = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == code, result.stderr
     assert len(said) == 1, result.stderr

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from gameday.reports.compare import (
     load_report,
 )
 from gameday.reports.model import ExpectationResult, RunReport, ScenarioReport
+from tests.support.cli import run_gameday
 
 
 def expectation(
@@ -268,15 +267,7 @@ def test_load_report_errors_name_the_file(
 
 
 def gameday(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gameday", "compare", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    return run_gameday("compare", *args, cwd=cwd, env={"COLUMNS": "200"})
 
 
 def write(tmp_path: Path, report: RunReport) -> Path:

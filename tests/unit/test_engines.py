@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from gameday.targets.local.engines import EngineLaunch
 from gameday.targets.local.engines.vllm import VllmEngine, cache_key, pinned_version
 from gameday.targets.local.spec import LocalTargetSpec, ServerSpec
 from gameday.targets.local.target import LocalTarget
+from tests.support.cli import run_gameday
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -123,15 +122,7 @@ def test_every_locked_distribution_has_an_exact_version_and_a_hash() -> None:
 
 
 def gameday(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gameday", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **(env or {})},
-        cwd=REPO,
-    )
+    return run_gameday(*args, env=env)
 
 
 def test_engines_in_a_pipe_is_one_line_per_engine() -> None:

@@ -20,6 +20,7 @@ from gameday.engine.journal import (
 )
 from gameday.engine.undo import RestoreFile
 from gameday.targets.local.processes import find_processes, spawn
+from tests.support.cli import run_gameday
 
 
 def _alive(pid: int) -> bool:
@@ -201,11 +202,4 @@ def test_cleanup_reverts_what_it_can_names_the_rest_and_exits_1(tmp_path: Path) 
 
 
 def _gameday(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gameday", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "COLUMNS": "300"},
-    )
+    return run_gameday(*args, env={"COLUMNS": "300"})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from gameday.runbooks.diagnose import (
     diagnose_events,
     diagnose_journal,
 )
+from tests.support.cli import run_gameday
 
 from .conftest import REPO
 
@@ -248,13 +248,7 @@ def test_the_confusion_table_over_every_reproduced_code_is_diagonal() -> None:
 
 
 def gameday(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gameday", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_gameday(*args, timeout=120)
 
 
 def test_diagnose_prints_the_confusion_table_and_exits_0_when_diagonal() -> None:
