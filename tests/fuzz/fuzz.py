@@ -1,6 +1,6 @@
 """A mutational fuzz of every kind of file the harness reads, as a user would feed them.
 
-Seeds are the project's own files (bundled scenarios, rule files, the runbook catalog,
+Seeds are the project's own files (bundled scenarios, rule files, the runbook catalog, a kubeconfig,
 recorded journals, a report); each case is a seed with a few mutations (bytes flipped,
 inserted or cut; lines repeated, dropped or swapped; YAML and JSON constructs spliced in
 from a list of the ones that once broke a loader). Each case goes through the very
@@ -153,6 +153,12 @@ def _journal(path: Path) -> None:
     diagnose_journal(path, load_catalog())
 
 
+def _kubeconfig(path: Path) -> None:
+    from gameday.targets.kubernetes.cluster import api_client, current_context
+
+    api_client(str(path), current_context(str(path)))  # builds the client; no request
+
+
 def _report(path: Path) -> None:
     from gameday.reports.compare import load_report
 
@@ -169,6 +175,7 @@ KINDS: dict[str, tuple[Callable[[Path], None], str, list[str]]] = {
         ["tests/data/journals/port-conflict.jsonl", "tests/data/journals/model-missing.jsonl"],
     ),
     "report": (_report, ".json", ["tests/data/reports/*.json"]),
+    "kubeconfig": (_kubeconfig, ".yaml", ["tests/data/kubeconfigs/*.yaml"]),
 }
 
 

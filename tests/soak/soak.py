@@ -48,7 +48,8 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[2]
 
-# fault -> the bundled scenario that applies it (on the simulator: --engine sim)
+# fault -> the bundled scenario that applies it, on the simulator (the vLLM scenarios
+# through --engine sim; the local ones name theirs)
 SCENARIOS = {
     "process-kill": "scenarios/local/process-kill.yaml",
     "port-conflict": "scenarios/local/port-conflict.yaml",
@@ -250,21 +251,19 @@ def run_trial(fault: str, point: str, delay: float, work: Path) -> Trial:
         "PYTHONUNBUFFERED": "1",
     }
     before = snapshot(work)
-    command = [
-        sys.executable,
-        "-m",
-        "gameday",
-        "run",
-        str(REPO / SCENARIOS[fault]),
-        "--engine",
-        "sim",
-        "--no-live",
-        "--report-dir",
-        str(reports),
-    ]
+    # the vLLM scenarios through --engine sim; the local ones name their engine
+    engine = ["--engine", "sim"] if SCENARIOS[fault].startswith("scenarios/vllm/") else []
+    scenario = str(REPO / SCENARIOS[fault])
+    command = [sys.executable, "-m", "gameday", "run", scenario, *engine, "--no-live"]
+    command += ["--report-dir", str(reports)]
     with (work / "harness.log").open("wb") as log:
         harness = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         _follow_and_kill(harness, reports, trial)
+    if not trial.killed and harness.returncode not in (0, 1):
+        # the run refused or broke before its point: the trial tried nothing
+        lines = (work / "harness.log").read_text(errors="replace").splitlines()
+        said = [line.strip() for line in lines if "error" in line.lower()][-2:] or lines[-1:]
+        trial.left.append(f"run exit {harness.returncode} before its point: {' | '.join(said)}")
     cleanup = subprocess.run(
         [sys.executable, "-m", "gameday", "cleanup"],
         capture_output=True,
@@ -275,7 +274,7 @@ def run_trial(fault: str, point: str, delay: float, work: Path) -> Trial:
     )
     trial.cleanup_code = cleanup.returncode
     runs = [p.name for p in reports.iterdir()] if reports.exists() else []
-    trial.left = _left(before, work, runs)
+    trial.left += _left(before, work, runs)
     if cleanup.returncode != 0:
         trial.left.append(f"cleanup exit {cleanup.returncode}: {cleanup.stderr.strip()[-300:]}")
     return trial

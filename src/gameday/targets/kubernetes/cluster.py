@@ -54,7 +54,7 @@ def read_kubeconfig(kubeconfig: str, context: str | None = None) -> KubeConfigLo
         raise InputError(
             f"{kubeconfig}: a kubeconfig is one YAML mapping (apiVersion: v1, kind: Config)"
         )
-    plain = json.loads(json.dumps(data, default=str))  # round-trip nodes to plain values
+    plain = _plain(data)
     remember_secrets_in(plain)
     try:
         return KubeConfigLoader(  # type: ignore[no-untyped-call]
@@ -62,15 +62,29 @@ def read_kubeconfig(kubeconfig: str, context: str | None = None) -> KubeConfigLo
             active_context=context,
             config_base_path=str(path.resolve().parent),  # its relative file names
         )
-    except (ConfigException, OSError, ValueError, TypeError, KeyError) as error:
+    except (ConfigException, OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise InputError(f"{kubeconfig}: not a usable kubeconfig: {error}") from None
+
+
+def _plain(value: Any) -> Any:
+    """YAML's round-trip nodes as plain dicts, lists and scalars (a tagged key as text)."""
+    if isinstance(value, dict):
+        return {
+            str(k) if not isinstance(k, (str, int, float, bool)) else k: _plain(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return type(value)(value) if value is not None else None  # ScalarFloat -> float
+    return str(value)
 
 
 def current_context(kubeconfig: str) -> str:
     loader = read_kubeconfig(kubeconfig)
     try:
         active = loader.current_context
-    except (ConfigException, KeyError, TypeError) as error:
+    except (ConfigException, KeyError, TypeError, AttributeError) as error:
         raise ComponentUnreachable(f"cannot read kubeconfig {kubeconfig}: {error}") from None
     if not active:
         raise ComponentUnreachable(f"kubeconfig {kubeconfig} has no current context")
@@ -81,9 +95,10 @@ def api_client(kubeconfig: str, context: str) -> client.ApiClient:
     configuration = client.Configuration()
     try:
         read_kubeconfig(kubeconfig, context).load_and_set(configuration)  # type: ignore[no-untyped-call]
-    except (ConfigException, OSError, ValueError, KeyError, TypeError) as error:
-        raise ComponentUnreachable(
-            f"cannot use context {context!r} of kubeconfig {kubeconfig}: {error}"
+    except (ConfigException, OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        # the client's loader fails on a malformed entry with whatever it tripped over
+        raise InputError(
+            f"{kubeconfig}: cannot use its context {context!r}: {error or type(error).__name__}"
         ) from None
     for value in (*configuration.api_key.values(), configuration.password):
         remember_secret(value)  # what an exec plugin or token file gave, too

@@ -255,6 +255,9 @@ class ServerNetwork:
                     "--bind-interfaces",
                     f"--listen-address={self.host_ip}",
                     "--pid-file=",
+                    # not nobody: it could not read its files in the scratch dir when
+                    # TMPDIR is private (0700), as make soak's is, or systemd's PrivateTmp
+                    "--user=root",
                     f"--hostsdir={self.hosts_file.parent}",
                     f"--servers-file={self.servers_file}",
                     "--log-queries",

@@ -27,6 +27,7 @@ from gameday.targets.local.processes import (
     port_is_free,
     private_shm,
     private_shm_support,
+    spawn,
 )
 from gameday.targets.local.spec import LocalTargetSpec
 from gameday.targets.local.supervisor import BackoffPolicy, ContainerState, Supervisor
@@ -401,8 +402,9 @@ class LocalTarget(Target):
             path = Path(model.path)
             return path if path.is_absolute() else (self.ctx.scenario_dir / path).resolve()
         path = self.scratch / "model"
-        # a tiny Llama that the simulator and vLLM both load (1.7 MB, max_model_len 512)
-        result = subprocess.run(
+        # a tiny Llama that the simulator and vLLM both load (1.7 MB, max_model_len 512);
+        # spawned journaled: killed with the harness, it must not write on after cleanup
+        builder = spawn(
             [
                 *gameday_command(),
                 "model",
@@ -415,14 +417,15 @@ class LocalTarget(Target):
                 "--name",
                 self.ctx.scenario,
             ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={**os.environ},
+            name="make-tiny",
+            changes=self.changes,
         )
-        if result.returncode != 0:
-            raise ComponentUnreachable(
-                f"could not create a model directory: {result.stderr.strip() or result.stdout}"
-            )
+        try:
+            stdout, stderr = builder.popen.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            builder.popen.kill()
+            stdout, stderr = builder.popen.communicate()
+        if builder.popen.returncode != 0:
+            said = stderr.decode(errors="replace").strip() or stdout.decode(errors="replace")
+            raise ComponentUnreachable(f"could not create a model directory: {said}")
         return path
