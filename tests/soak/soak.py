@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             point = (
                 points[index % len(points)] if args.trials >= len(points) else rng.choice(points)
             )
-            delay = rng.uniform(0, 1.5)
+            delay = rng.uniform(0, 0.4 if point == "stopping" else 1.5)  # teardown is short
             with tempfile.TemporaryDirectory(prefix="soak-") as work:
                 trial = run_trial(fault, point, delay, Path(work))
             trials.append(trial)
