@@ -20,7 +20,6 @@ journal, the event bus and the report writers all stand on it.
 
 from __future__ import annotations
 
-import itertools
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -57,6 +56,8 @@ _SECRET_WORDS = frozenset(
 _SECRET_PAIRS = frozenset(
     {("api", "key"), ("access", "key"), ("private", "key"), ("client", "key")}
 )
+# named for what they hold, not ending in it: a kubeconfig's client key
+_SECRET_FIELDS = frozenset({"client-key-data"})
 # a marker the harness sets in its processes' environment to find them again, not a secret
 _NOT_SECRETS = frozenset({"gameday_process_token"})
 _SHORTEST_SECRET = 6  # shorter values would mask ordinary words and numbers
@@ -82,13 +83,17 @@ def _words(name: str) -> list[str]:
 
 
 def is_secret_name(name: str) -> bool:
-    """Whether a variable, header, field or flag name names a secret."""
+    """Whether a variable, header, field or flag name names a secret: it ends in a
+    secret's word (``HF_TOKEN``, ``--api-key``, ``AWS_SECRET_ACCESS_KEY``), so that
+    ``SSH_AUTH_SOCK`` or ``token-file`` (a socket, a path) are not."""
     if name.lower() in _NOT_SECRETS:
         return False
     words = _words(name)
-    if any(w in _SECRET_WORDS for w in words):
+    if not words:
+        return False
+    if name.lower().lstrip("-") in _SECRET_FIELDS or words[-1] in _SECRET_WORDS:
         return True
-    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
+    return len(words) > 1 and (words[-2], words[-1]) in _SECRET_PAIRS
 
 
 def remember_secret(value: str | None) -> None:

@@ -52,6 +52,9 @@ def test_secret_names(name: str) -> None:
         "GAMEDAY_PROCESS_TOKEN",
         "client-certificate-data",
         "PATH",
+        "SSH_AUTH_SOCK",  # a socket
+        "token-file",  # a path
+        "AUTH_HOST",
     ],
 )
 def test_names_that_are_not_secrets(name: str) -> None:
