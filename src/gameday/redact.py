@@ -29,6 +29,7 @@ __all__ = [
     "MASK",
     "is_secret_name",
     "redact",
+    "redact_known",
     "redact_text",
     "remember_secret",
     "remember_secrets_in",
@@ -56,6 +57,7 @@ _SECRET_WORDS = frozenset(
 _SECRET_PAIRS = frozenset(
     {("api", "key"), ("access", "key"), ("private", "key"), ("client", "key")}
 )
+_COUNTING = frozenset({"per", "max", "min", "num", "each"})
 # named for what they hold, not ending in it: a kubeconfig's client key
 _SECRET_FIELDS = frozenset({"client-key-data"})
 # a marker the harness sets in its processes' environment to find them again, not a secret
@@ -70,7 +72,7 @@ _HEADER_LINE = re.compile(
     r"(?i)\b(authorization|proxy-authorization|x-api-key|cookie)(\s*[:=]\s*)(?!bearer\b)(\S+)"
 )
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+):[^/\s@]+@")
-_FLAG_IN_TEXT = re.compile(r"(?<![\w-])(--?[A-Za-z0-9][A-Za-z0-9_.-]*)(=|\s+)(\S+)")
+_FLAG_IN_TEXT = re.compile(r"(?<![\w-])(--?[A-Za-z0-9][A-Za-z0-9_.-]*)(=|[ \t]+)([^\s\"',;)\]}]+)")
 # what a flag's value in a dict repr looks like: 'api_key': ['sk-...'] or 'hf_token': 'hf_...'
 _REPR_ITEM = re.compile(r"""(['"])([A-Za-z0-9_.-]+)\1:\s*(\[\s*)?(['"])([^'"]+)\4""")
 
@@ -91,7 +93,11 @@ def is_secret_name(name: str) -> bool:
     words = _words(name)
     if not words:
         return False
-    if name.lower().lstrip("-") in _SECRET_FIELDS or words[-1] in _SECRET_WORDS:
+    if name.lower().lstrip("-") in _SECRET_FIELDS:
+        return True
+    if len(words) > 1 and words[-2] in _COUNTING:
+        return False  # --decode-ms-per-token, max_token: an amount, not a credential
+    if words[-1] in _SECRET_WORDS:
         return True
     return len(words) > 1 and (words[-2], words[-1]) in _SECRET_PAIRS
 
@@ -146,15 +152,23 @@ def _flag_values(argv: list[str]) -> Iterable[str]:
             yield argv[index + 1]
 
 
-def redact_text(text: str) -> str:
-    """``text`` with every known secret and every secret-shaped fragment masked."""
-    if not text:
-        return text
+def redact_known(text: str) -> str:
+    """``text`` with every known secret masked, and nothing else changed: safe on a
+    rendered document (JSON, HTML, XML), where the shape rules could cut a quote."""
     with _lock:
         known = sorted(_known, key=len, reverse=True)  # a longer secret before its prefix
     for value in known:
         if value in text:
             text = text.replace(value, MASK)
+    return text
+
+
+def redact_text(text: str) -> str:
+    """``text`` (a log line, a message) with every known secret and every secret-shaped
+    fragment masked."""
+    if not text:
+        return text
+    text = redact_known(text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _HEADER_LINE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
@@ -164,7 +178,8 @@ def redact_text(text: str) -> str:
 
 def _masked_flag(match: re.Match[str]) -> str:
     flag, separator, value = match.groups()
-    if not is_secret_name(flag) or value == MASK or value.startswith("-"):
+    masked_already = match.string.startswith(MASK, match.start(3))
+    if not is_secret_name(flag) or masked_already or value.startswith("-"):
         return match.group(0)
     return f"{flag}{separator}{MASK}"
 

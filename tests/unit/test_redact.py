@@ -52,6 +52,8 @@ def test_secret_names(name: str) -> None:
         "GAMEDAY_PROCESS_TOKEN",
         "client-certificate-data",
         "PATH",
+        "--decode-ms-per-token",  # an amount
+        "max_token",
         "SSH_AUTH_SOCK",  # a socket
         "token-file",  # a path
         "AUTH_HOST",
@@ -112,10 +114,18 @@ def test_secret_shapes_are_masked_without_being_known(text: str, masked: str) ->
         "vllm serve /m --max-model-len 512 --port 8000",
         "rbac.authorization.k8s.io/v1 roles",
         "a non-token word",
+        "sim serve --decode-ms-per-token 3 --prefill-ms-per-token 0.1",
+        '"detail": "serve --hf-token-file /run/secrets/hf"',
     ],
 )
 def test_ordinary_lines_are_left_alone(text: str) -> None:
     assert redact_text(text) == text
+
+
+def test_a_flag_value_in_quoted_text_keeps_its_quotes() -> None:
+    # report.json once lost a quote and a comma here (a JSON string cut open)
+    text = '{"detail": "vllm serve --api-key sk-abcdef", "next": 1}'
+    assert json.loads(redact_text(text)) == {"detail": f"vllm serve --api-key {MASK}", "next": 1}
 
 
 def test_masking_never_fails_and_is_idempotent() -> None:

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from gameday.redact import redact_text
+from gameday.redact import redact_known
 from gameday.reports.html import render_html, render_scenario_html
 from gameday.reports.model import RunReport, ScenarioReport
 
@@ -217,7 +217,7 @@ def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     # events reach the report masked; this also masks what a renderer added itself
-    tmp.write_text(redact_text(text), encoding="utf-8")
+    tmp.write_text(redact_known(text), encoding="utf-8")
     os.replace(tmp, path)
     return path
 
