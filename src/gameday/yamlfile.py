@@ -125,6 +125,9 @@ def _check_bounds(yaml: YAML, text: str, source: str) -> None:
         raise YamlInputError(source, str(error).splitlines()[0], *_position(mark)) from None
     except (ValueError, RecursionError) as error:  # the scanner's own, such as chr() range
         raise YamlInputError(source, str(error), *_position(mark)) from None
+    except AssertionError:  # ruamel's comment bookkeeping asserts on some odd inputs
+        problem = "the YAML parser cannot read what follows (its comment handling gave up)"
+        raise YamlInputError(source, problem, *_position(mark)) from None
 
 
 def _located(error: MarkedYAMLError, source: str) -> YamlInputError:
@@ -147,6 +150,13 @@ def load_yaml_documents(text: str, source: str, *, duplicate_keys: bool = False)
         raise _located(error, source) from None
     except YAMLError as error:
         raise YamlInputError(source, str(error).splitlines()[0], None, None) from None
-    except (ValueError, KeyError, AttributeError, TypeError, RecursionError) as error:
+    except (
+        ValueError,
+        KeyError,
+        AttributeError,
+        TypeError,
+        RecursionError,
+        AssertionError,
+    ) as error:
         # what the constructor builds outside construct_object (a mapping's merge keys)
         raise YamlInputError(source, f"{type(error).__name__}: {error}", None, None) from None
