@@ -51,7 +51,8 @@ class _LocatingConstructor(RoundTripConstructor):
             return super().construct_object(node, deep)
         except YAMLError:
             raise
-        except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as error:
+        except (ValueError, LookupError, AttributeError, TypeError, OverflowError) as error:
+            # LookupError: KeyError, and IndexError from a float like "1e" tagged !!float
             tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
             value = node.value if isinstance(node.value, str) else ""
             shown = f" from {value[:40]!r}" if value else ""
@@ -152,7 +153,7 @@ def load_yaml_documents(text: str, source: str, *, duplicate_keys: bool = False)
         raise YamlInputError(source, str(error).splitlines()[0], None, None) from None
     except (
         ValueError,
-        KeyError,
+        LookupError,
         AttributeError,
         TypeError,
         RecursionError,

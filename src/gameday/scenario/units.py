@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from typing import Annotated, Any
 
 from pydantic import (
@@ -226,7 +227,10 @@ ByteSize = Annotated[
 
 def _compiles(pattern: str) -> str:
     try:
-        re.compile(pattern)
+        with warnings.catch_warnings():
+            # "Possible nested set": re's note on a pattern that compiles; not the user's error
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
     return pattern
