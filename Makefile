@@ -3,7 +3,7 @@
 #   make test   lint, type checks and every test (unit, integration, end to end, kwok);
 #               make vllm-tests: the scenarios on the real vLLM beside the simulator
 #               make fuzz: a mutational fuzz of every input file kind (tests/fuzz)
-#               make soak: kill -9 at random points of every local fault, then cleanup (tests/soak)
+#               make soak: kill -9 at random points of every local and kwok fault, then cleanup (tests/soak)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -69,11 +69,13 @@ FUZZ_CASES ?= 10000
 fuzz: venv
 	$(BIN)/python -m tests.fuzz.fuzz --cases $(FUZZ_CASES) --save fuzz-found
 
-# kill -9 of the harness at random points of every local fault's game day, then
-# `gameday cleanup`, then the machine compared with before (tests/soak); ~30 s a trial
+# kill -9 of the harness at random points of every local and kwok fault's game day,
+# then `gameday cleanup`, then the machine (and the cluster's objects) compared with
+# before (tests/soak); ~30 s a local trial, ~20 s a kwok one
 SOAK_TRIALS ?= 20
+SOAK_ARGS ?=
 soak: venv
-	$(BIN)/python -m tests.soak.soak --trials $(SOAK_TRIALS)
+	$(BIN)/python -m tests.soak.soak --trials $(SOAK_TRIALS) $(SOAK_ARGS)
 
 # the kwok tier: binaries built from the Go module proxy into a cache outside the clone
 testenv-build:

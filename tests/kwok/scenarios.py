@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -32,6 +34,8 @@ SERVICE = REPO / "deploy" / "workload" / "inference-server-service.yaml"
 IMAGE = "/spec/template/spec/containers/0/image"
 RBAC = REPO / "deploy" / "rbac" / "harness.yaml"
 KUBE_SYSTEM_RBAC = REPO / "deploy" / "rbac" / "harness-kube-system.yaml"
+PRIVATE = REPO / "deploy" / "workload" / "inference-server-private.yaml"
+REGISTRY = "private.registry.gameday.test"
 
 
 def grant_kube_system(api: client.ApiClient, namespace: str) -> None:
@@ -149,6 +153,35 @@ def workload_rolled_out(api: client.ApiClient, namespace: str) -> dict[str, Any]
 def workload(api: client.ApiClient, namespace: str) -> dict[str, Any]:
     """deploy/workload/inference-server.yaml, rolled out (see workload_rolled_out)."""
     return workload_rolled_out(api, namespace)
+
+
+def coredns_ready(api: client.ApiClient) -> None:
+    ready_pods(client.AppsV1Api(api), "kube-system", "coredns")
+
+
+def pull_secret(api: client.ApiClient, namespace: str) -> str:
+    """The Secret gameday-registry the private workload names, with made-up credentials
+    for the tier's registry; returns the token, which must never show up in a report."""
+    token = secrets.token_hex(16)
+    auth = base64.b64encode(f"gameday:{token}".encode()).decode()
+    config_json = json.dumps({"auths": {REGISTRY: {"auth": auth}}})
+    client.CoreV1Api(api).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="gameday-registry"),
+            type="kubernetes.io/dockerconfigjson",
+            data={".dockerconfigjson": base64.b64encode(config_json.encode()).decode()},
+        ),
+    )
+    return token
+
+
+def private_workload(api: client.ApiClient, namespace: str) -> dict[str, Any]:
+    """deploy/workload/inference-server-private.yaml, rolled out (its pods pull with the
+    secret: the stage lets them)."""
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(namespace, yaml.safe_load(PRIVATE.read_text()))
+    return as_json(api, ready_pods(apps, namespace, "inference-server-private"))  # type: ignore[no-any-return]
 
 
 def gameday(

@@ -8,9 +8,7 @@ image pulls (the private registry's 401 is pod-image-pull-auth.yaml's).
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,11 +25,13 @@ from gameday.testenv import KwokEnvInfo
 from tests.kwok.conftest import poll_until
 from tests.kwok.scenarios import (
     INTERRUPTS,
-    REPO,
+    coredns_ready,
     deployment_spec,
     gameday_run,
     grant_kube_system,
     interrupt_mid_fault,
+    private_workload,
+    pull_secret,
     ready_pods,
     revoke_kube_system,
     run_as_the_harness,
@@ -46,9 +46,7 @@ pytestmark = pytest.mark.kwok
 
 __all__ = ["workload"]  # the fixture, for pytest
 
-PRIVATE = REPO / "deploy" / "workload" / "inference-server-private.yaml"
 PULL_SECRETS = "/spec/template/spec/imagePullSecrets"
-REGISTRY = "private.registry.gameday.test"
 
 
 def coredns(api: client.ApiClient) -> dict[str, Any]:
@@ -62,40 +60,11 @@ def coredns(api: client.ApiClient) -> dict[str, Any]:
     }
 
 
-def coredns_ready(api: client.ApiClient) -> None:
-    ready_pods(client.AppsV1Api(api), "kube-system", "coredns")
-
-
 @pytest.fixture
 def kube_system_revoked(api: client.ApiClient) -> Iterator[None]:
     """Whatever a test grants in kube-system is taken away afterwards."""
     yield
     revoke_kube_system(api)
-
-
-def pull_secret(api: client.ApiClient, namespace: str) -> str:
-    """The Secret gameday-registry the private workload names, with made-up credentials
-    for the tier's registry; returns the token, which must never show up in a report."""
-    token = secrets.token_hex(16)
-    auth = base64.b64encode(f"gameday:{token}".encode()).decode()
-    config_json = json.dumps({"auths": {REGISTRY: {"auth": auth}}})
-    client.CoreV1Api(api).create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="gameday-registry"),
-            type="kubernetes.io/dockerconfigjson",
-            data={".dockerconfigjson": base64.b64encode(config_json.encode()).decode()},
-        ),
-    )
-    return token
-
-
-def private_workload(api: client.ApiClient, namespace: str) -> dict[str, Any]:
-    """deploy/workload/inference-server-private.yaml, rolled out (its pods pull with the
-    secret: the stage lets them)."""
-    apps = client.AppsV1Api(api)
-    apps.create_namespaced_deployment(namespace, yaml.safe_load(PRIVATE.read_text()))
-    return as_json(api, ready_pods(apps, namespace, "inference-server-private"))  # type: ignore[no-any-return]
 
 
 def variant(

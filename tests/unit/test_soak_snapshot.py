@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.soak.soak import POINTS, points_of, snapshot
+from tests.soak.soak import POINTS, points_of
+from tests.soak.trial import snapshot
 
 
 def test_a_process_its_port_and_a_file_left_by_a_trial_are_seen(tmp_path: Path) -> None:
