@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import sys
@@ -26,6 +27,7 @@ from rich.text import Text
 from gameday import __version__
 from gameday.errors import ExitCode, GamedayError, UsageError
 from gameday.models.cli import app as model_app
+from gameday.redact import MaskingFormatter
 from gameday.rules.cli import app as alerts_app
 from gameday.runbooks.cli import diagnose
 from gameday.sim.cli import app as sim_app
@@ -664,6 +666,9 @@ def compare(
 def main() -> None:
     """The ``gameday`` command: every failure ends in one line on stderr and its exit code
     (a bad argument 2, like bad input; a bug too, with how to see its traceback)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     if os.environ.get("GAMEDAY_DEBUG"):
         app()
         return

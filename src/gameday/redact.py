@@ -20,6 +20,7 @@ journal, the event bus and the report writers all stand on it.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,7 @@ from typing import Any
 
 __all__ = [
     "MASK",
+    "MaskingFormatter",
     "is_secret_name",
     "redact",
     "redact_known",
@@ -174,6 +176,14 @@ def redact_text(text: str) -> str:
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
     text = _FLAG_IN_TEXT.sub(_masked_flag, text)
     return _REPR_ITEM.sub(_masked_repr_item, text)
+
+
+class MaskingFormatter(logging.Formatter):
+    """A log record's line (its traceback included) with :func:`redact_text` applied: the
+    harness's own warnings name URLs, commands and errors that may carry a secret."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 def _masked_flag(match: re.Match[str]) -> str:

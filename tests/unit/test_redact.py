@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from gameday.engine.journal import Journal
 from gameday.errors import InputError
 from gameday.redact import (
     MASK,
+    MaskingFormatter,
     is_secret_name,
     redact,
     redact_text,
@@ -135,6 +138,29 @@ def test_masking_never_fails_and_is_idempotent() -> None:
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(80)))
         once = redact_text(text)
         assert redact_text(once) == once, text
+
+
+def test_the_harness_log_lines_are_masked_tracebacks_included() -> None:
+    remember_secret("hf_logline0123456789")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("gameday.test-masking")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("GET %s said 401 to Authorization: Bearer abc.def", "http://u:pw@h/x")
+        try:
+            raise RuntimeError("token hf_logline0123456789 refused")
+        except RuntimeError:
+            logger.exception("pull failed")
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert "hf_logline0123456789" not in written and "abc.def" not in written
+    assert ":pw@" not in written
+    assert f"Authorization: Bearer {MASK}" in written
+    assert "RuntimeError: token [redacted] refused" in written  # the traceback, masked
 
 
 def test_the_bus_and_the_journal_write_secrets_masked(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.load.protocol import (
+    API_KEY_VARIABLE,
     EXIT_BAD_CONFIG,
     EXIT_LOCUST_MISSING,
     READY_LINE,
@@ -30,6 +31,7 @@ from gameday.load.protocol import (
     parse_command,
 )
 from gameday.load.window import RequestError, Window, failure_message
+from gameday.redact import MaskingFormatter, remember_secret
 
 __all__ = ["main"]
 
@@ -99,11 +101,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     output = _Output()
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    remember_secret(os.environ.get(API_KEY_VARIABLE))  # the key the users send
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         # the monkey-patching happens here, in this process only
         import gevent
