@@ -28,6 +28,7 @@ from gameday import __version__
 from gameday.errors import ExitCode, GamedayError, UsageError
 from gameday.models.cli import app as model_app
 from gameday.redact import MaskingFormatter
+from gameday.rules.cli import OutputFormat
 from gameday.rules.cli import app as alerts_app
 from gameday.runbooks.cli import diagnose
 from gameday.sim.cli import app as sim_app
@@ -65,6 +66,9 @@ app.add_typer(alerts_app, name="alerts")
 app.command()(diagnose)
 
 out = Console(highlight=False, soft_wrap=True)
+if not out.is_terminal:
+    # in a pipe a table row stays one line: grep finds a code, cut finds a column
+    out.width = 100_000
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -354,80 +358,94 @@ def list_(
     scenario_dir: Annotated[Path, typer.Option(help="Where to look for scenarios.")] = Path(
         "scenarios"
     ),
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--format", help="table for people, json for machines (one object)."),
+    ] = OutputFormat.table,
 ) -> None:
     """List the faults, expectation kinds, remedy steps, targets, scenarios and runbook codes
-    this installation knows."""
-    from gameday.assertions.base import expectations
-    from gameday.injectors.base import faults
+    this installation knows. In a pipe a table row is one line (`gameday list runbooks |
+    grep DEPLOYMENT001`); `--format json` gives {section: [{column: value}]}."""
     from gameday.plugins import load_builtins
-    from gameday.targets.base import targets
 
     load_builtins()
-    sections = ("faults", "expectations", "remedies", "targets", "scenarios", "runbooks")
     if runbooks:
         what = "runbooks"
-    if what is not None and what not in sections:
-        _error(f"unknown list {what!r}; choose one of {', '.join(sections)}")
+    if what is not None and what not in _LISTS:
+        _error(f"unknown list {what!r}; choose one of {', '.join(_LISTS)}")
         raise typer.Exit(ExitCode.INVALID)
-    chosen = [what] if what else list(sections)
-    if "faults" in chosen:
-        table = Table(title="faults", title_justify="left")
-        for column in ("type", "target", "runbook", "needs", "what it does"):
-            table.add_column(column)
-        for key, cls in sorted(faults.items(), key=lambda item: item[0].split("/")[::-1]):
-            target_kind, name = key.split("/", 1)
-            table.add_row(
-                name,
-                target_kind,
-                cls.runbook or "—",
-                ", ".join(sorted(r.value for r in cls.requires)) or "—",
-                cls.summary,
+    chosen = {name: _LISTS[name](scenario_dir) for name in ([what] if what else _LISTS)}
+    if output_format is OutputFormat.json:
+        print(
+            json.dumps(
+                {
+                    name: [dict(zip(columns, row, strict=True)) for row in rows]
+                    for name, (_, columns, rows) in chosen.items()
+                },
+                indent=2,
             )
+        )
+        return
+    for title, columns, rows in chosen.values():
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
         out.print(table)
-    if "expectations" in chosen:
-        table = Table(title="expectation kinds", title_justify="left")
-        table.add_column("kind")
-        table.add_column("what it checks")
-        for name, kind in expectations.items():
-            table.add_row(name, kind.summary)
-        out.print(table)
-    if "remedies" in chosen:
-        from gameday.remedies.base import remedies
 
-        table = Table(title="remedy steps (a runbook's remediation, as code)", title_justify="left")
-        for column in ("target", "step", "what it does"):
-            table.add_column(column)
-        for key, remedy in remedies.items():
-            tier, _, step = key.partition("/")
-            table.add_row(tier, step, remedy.summary)
-        out.print(table)
-    if "targets" in chosen:
-        table = Table(title="targets", title_justify="left")
-        table.add_column("kind")
-        table.add_column("what it is")
-        for name, target in targets.items():
-            table.add_row(name, (target.Params.__doc__ or "").strip().splitlines()[0])
-        out.print(table)
-    if "runbooks" in chosen:
-        out.print(_runbook_table(scenario_dir))
-    if "scenarios" in chosen:
-        table = Table(title=f"scenarios under {scenario_dir}", title_justify="left")
-        for column in ("file", "name", "tier", "runbook", "faults"):
-            table.add_column(column)
-        for file, scenario in _scenarios_under(scenario_dir):
-            if isinstance(scenario, GamedayError):
-                table.add_row(
-                    str(file), f"[red]invalid: {str(scenario).splitlines()[0]}[/red]", "", "", ""
-                )
-                continue
-            table.add_row(
-                str(file),
-                scenario.name,
-                scenario.target.kind,
-                scenario.metadata.runbook or "—",
-                ", ".join(f.type for f in scenario.faults),
-            )
-        out.print(table)
+
+Listing = tuple[str, list[str], list[list[str]]]
+"""A section of ``gameday list``: its title, its columns, its rows."""
+
+
+def _list_faults(_: Path) -> Listing:
+    from gameday.injectors.base import faults
+
+    rows = []
+    for key, cls in sorted(faults.items(), key=lambda item: item[0].split("/")[::-1]):
+        target_kind, name = key.split("/", 1)
+        needs = ", ".join(sorted(r.value for r in cls.requires)) or "—"
+        rows.append([name, target_kind, cls.runbook or "—", needs, cls.summary])
+    return "faults", ["type", "target", "runbook", "needs", "what it does"], rows
+
+
+def _list_expectations(_: Path) -> Listing:
+    from gameday.assertions.base import expectations
+
+    rows = [[name, kind.summary] for name, kind in expectations.items()]
+    return "expectation kinds", ["kind", "what it checks"], rows
+
+
+def _list_remedies(_: Path) -> Listing:
+    from gameday.remedies.base import remedies
+
+    rows = [[*key.partition("/")[::2], remedy.summary] for key, remedy in remedies.items()]
+    title = "remedy steps (a runbook's remediation, as code)"
+    return title, ["target", "step", "what it does"], rows
+
+
+def _list_targets(_: Path) -> Listing:
+    from gameday.targets.base import targets
+
+    rows = [
+        [name, (target.Params.__doc__ or "").strip().splitlines()[0]]
+        for name, target in targets.items()
+    ]
+    return "targets", ["kind", "what it is"], rows
+
+
+def _list_scenarios(scenario_dir: Path) -> Listing:
+    rows = []
+    for file, scenario in _scenarios_under(scenario_dir):
+        if isinstance(scenario, GamedayError):
+            rows.append([str(file), f"invalid: {str(scenario).splitlines()[0]}", "", "", ""])
+            continue
+        faults = ", ".join(f.type for f in scenario.faults)
+        tier, runbook = scenario.target.kind, scenario.metadata.runbook or "—"
+        rows.append([str(file), scenario.name, tier, runbook, faults])
+    title = f"scenarios under {scenario_dir}"
+    return title, ["file", "name", "tier", "runbook", "faults"], rows
 
 
 def _scenarios_under(scenario_dir: Path) -> list[tuple[Path, Scenario | GamedayError]]:
@@ -445,7 +463,7 @@ def _scenarios_under(scenario_dir: Path) -> list[tuple[Path, Scenario | GamedayE
     return found
 
 
-def _runbook_table(scenario_dir: Path) -> Table:
+def _list_runbooks(scenario_dir: Path) -> Listing:
     """The catalog, with the scenarios (under ``scenario_dir``) that reproduce each code."""
     from gameday.runbooks import load_catalog
 
@@ -455,19 +473,29 @@ def _runbook_table(scenario_dir: Path) -> Table:
         if not isinstance(scenario, GamedayError) and scenario.metadata.runbook:
             tier = scenario.target.kind
             reproduced.setdefault(scenario.metadata.runbook, []).append(f"{scenario.name} ({tier})")
-    table = Table(title="runbook catalog", title_justify="left")
-    for column in ("code", "title", "category", "reproducible on", "faults", "scenarios"):
-        table.add_column(column, overflow="fold")
-    for entry in load_catalog().entries:
-        table.add_row(
+    columns = ["code", "title", "category", "reproducible on", "faults", "scenarios"]
+    rows = [
+        [
             entry.code,
             entry.title,
             entry.category,
             ", ".join(entry.reproducible.tiers),
             ", ".join(entry.faults) or "—",
             ", ".join(reproduced.get(entry.code, [])) or "—",
-        )
-    return table
+        ]
+        for entry in load_catalog().entries
+    ]
+    return "runbook catalog", columns, rows
+
+
+_LISTS: dict[str, Callable[[Path], Listing]] = {
+    "faults": _list_faults,
+    "expectations": _list_expectations,
+    "remedies": _list_remedies,
+    "targets": _list_targets,
+    "scenarios": _list_scenarios,
+    "runbooks": _list_runbooks,
+}
 
 
 @app.command()

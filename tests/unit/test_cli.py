@@ -160,10 +160,8 @@ def test_cleanup_with_nothing_to_do(tmp_path: Path) -> None:
     assert "nothing to clean up" in result.stdout
 
 
-def test_list_runbooks_shows_the_catalog_and_who_reproduces_each_code(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("COLUMNS", "400")  # one line per row: nothing folded
+def test_list_runbooks_shows_the_catalog_and_who_reproduces_each_code(tmp_path: Path) -> None:
+    # in a pipe (as here) a row is one line, whatever the terminal's width was
     result = gameday("list", "--runbooks", "--scenario-dir", str(REPO / "scenarios"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
@@ -171,6 +169,38 @@ def test_list_runbooks_shows_the_catalog_and_who_reproduces_each_code(
     assert "port-conflict (local)" in rows["PortInUse"]
     assert "model-missing (local)" in rows["InferenceModelLoading"]
     assert "none" in rows["GPU001"]  # not reproducible on any tier we have
+    found = [line for line in result.stdout.splitlines() if "DEPLOYMENT00" in line]
+    assert [line.split("│")[1].strip() for line in found] == [
+        "DEPLOYMENT001",
+        "DEPLOYMENT002",
+        "DEPLOYMENT003",
+    ]
+
+
+def test_list_as_json_holds_every_section_and_every_catalog_code(tmp_path: Path) -> None:
+    from gameday.runbooks import load_catalog
+
+    result = gameday(
+        "list", "--format", "json", "--scenario-dir", str(REPO / "scenarios"), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert list(listed) == [
+        "faults",
+        "expectations",
+        "remedies",
+        "targets",
+        "scenarios",
+        "runbooks",
+    ]
+    codes = [row["code"] for row in listed["runbooks"]]
+    assert codes == [entry.code for entry in load_catalog().entries]
+    kill = next(row for row in listed["faults"] if row["type"] == "process-kill")
+    assert kill["target"] == "local" and kill["what it does"]
+    (only,) = json.loads(
+        gameday("list", "targets", "--format", "json", cwd=tmp_path).stdout
+    ).values()
+    assert {row["kind"] for row in only} >= {"local", "kubernetes"}
 
 
 def test_run_rules_takes_a_directory_of_rule_files(tmp_path: Path) -> None:
