@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -111,6 +112,7 @@ WRITTEN_BY_THE_SERVER = {
 }
 MOVED_BY_A_ROLLOUT = {"deployment.kubernetes.io/revision"}
 NAMESPACE_GONE_S = 120
+TRIAL_PREFIX = "soak-"
 KUBERNETES_SETTLE_S = 60
 """How long what cleanup deleted may take to leave the API server (a Deployment's pods
 go through the garbage collector and kwok's pod-delete stage first)."""
@@ -159,7 +161,8 @@ def _comparable(plural: str, item: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def objects(api: client.ApiClient, namespaces: list[str]) -> frozenset[str]:
-    """Every field of every compared object, one ``plural ns/name field=value`` line each."""
+    """Every field of every compared object, one ``plural ns/name field=value`` line each
+    (other trials' namespaces left out: trials run side by side)."""
     paths = [
         (plural, f"{_root(version)}/namespaces/{namespace}/{plural}")
         for namespace in namespaces
@@ -171,13 +174,76 @@ def objects(api: client.ApiClient, namespaces: list[str]) -> frozenset[str]:
         if status != 200:
             raise RuntimeError(f"GET {path}: {status} {listed.get('message', '')}")
         for item in listed.get("items", []):
+            meta = item["metadata"]
+            if (
+                plural == "namespaces"
+                and _a_trials(meta["name"])
+                and meta["name"] not in namespaces
+            ):
+                continue
             kept = _comparable(plural, item)
             if kept is None:
                 continue
-            meta = item["metadata"]
             name = f"{meta.get('namespace', '')}/{meta['name']}".lstrip("/")
             _flatten(f"{plural} {name} ", kept, lines)
     return frozenset(line.replace(" .", " ", 1) for line in lines)
+
+
+def _a_trials(namespace: str) -> bool:
+    return namespace.startswith(TRIAL_PREFIX)
+
+
+EXCLUSIVE = {"dns-breakage"}
+"""Faults that change what every namespace shares (kube-system's CoreDNS): run alone."""
+SHARE_THE_GPUS = {"gpu-exhaustion", "gpu-memory-hog", "gpu-quota"}
+"""Faults whose workloads need the GPU nodes, which gpu-exhaustion fills and a hog
+fails: one at a time."""
+
+
+def lanes(faults: list[str], parallel: int) -> list[list[str]]:
+    """The faults split into lanes that run side by side, each lane's trials one after
+    the other: the GPU faults share one lane, an exclusive fault runs in a lane of its
+    own while every other lane waits, and no two trials of one fault overlap."""
+    if parallel <= 1:
+        return [faults]
+    gpu = [f for f in faults if f in SHARE_THE_GPUS]
+    alone = [[f] for f in faults if f in EXCLUSIVE]
+    rest = [f for f in faults if f not in SHARE_THE_GPUS | EXCLUSIVE]
+    count = max(1, parallel - (1 if gpu else 0))
+    shared = [rest[i::count] for i in range(count)]
+    return [lane for lane in [gpu, *shared, *alone] if lane]
+
+
+class Turns:
+    """Who runs now: any number of ordinary trials side by side, or one exclusive trial
+    alone (it waits for the running ones; none starts while it waits)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def turn(self, exclusive: bool) -> Iterator[None]:
+        with self._changed:
+            if exclusive:
+                self._waiting += 1
+                self._changed.wait_for(lambda: self._running == 0 and not self._exclusive)
+                self._waiting -= 1
+                self._exclusive = True
+            else:
+                self._changed.wait_for(lambda: not self._exclusive and not self._waiting)
+                self._running += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                if exclusive:
+                    self._exclusive = False
+                else:
+                    self._running -= 1
+                self._changed.notify_all()
 
 
 class KwokSoak:
@@ -208,7 +274,7 @@ class KwokSoak:
         the next trial (its pods hold the nodes' GPUs until then)."""
         assert self.info is not None and self.api is not None
         api = self.api
-        namespace = f"soak-{secrets.token_hex(3)}"
+        namespace = f"{TRIAL_PREFIX}{secrets.token_hex(3)}"
         core = client.CoreV1Api(self.api)
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
         try:
@@ -223,6 +289,9 @@ class KwokSoak:
                 objects=lambda: objects(api, [namespace, "kube-system"]),
                 starting=starting,
                 settle_s=KUBERNETES_SETTLE_S,
+                # the target and the faults change the API server's objects only; the
+                # machine's links, mounts and rules are the local tier's to compare
+                machine_wide=False,
             )
         finally:
             core.delete_namespace(namespace)

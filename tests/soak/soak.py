@@ -23,7 +23,13 @@ on the kwok tier the cluster's objects field by field (tests/soak/kubernetes.py)
 is clean when the snapshot equals the one before. Prints a table: tier, fault, trials,
 killed, clean, what was left.
 
-    .venv/bin/python -m tests.soak.soak [--trials 20] [--tier local|kwok] [--fault NAME] [--seed 1]
+    .venv/bin/python -m tests.soak.soak [--trials 20] [--tier local|kwok] [--fault NAME]
+        [--seed 1] [--parallel 3]
+
+Local trials run one at a time (they compare the whole machine). Kwok trials run in
+lanes side by side (``--parallel``), each in its own namespace, comparing their own
+processes, ports, files and the cluster's objects; faults that change what namespaces
+share run alone, and the GPU faults one after the other.
 
 Exit 0 when every trial was clean, 1 otherwise.
 """
@@ -31,12 +37,13 @@ Exit 0 when every trial was clean, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.soak.trial import POINTS, REPO, Plan, Trial, run_trial
@@ -100,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tier", action="append", choices=TIERS, help="only these tiers")
     parser.add_argument("--fault", action="append", help="only these faults (any tier's)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=3,
+        help="kwok trials side by side, each in its own namespace (local ones run alone)",
+    )
     args = parser.parse_args(argv)
     known = set(SCENARIOS) | set(kwok_faults())
     if unknown := sorted(set(args.fault or []) - known):
@@ -112,8 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     for tier in args.tier or TIERS:
         faults = list(SCENARIOS) if tier == "local" else kwok_faults()
         faults = [f for f in faults if not args.fault or f in args.fault]
-        if faults:
-            trials += _soak_tier(tier, faults, args.trials, rng)
+        planned = _plan_trials(tier, faults, args.trials, rng)
+        if tier == "local":
+            _soak_local(planned)
+        elif planned:
+            _soak_kwok(planned, args.parallel)
+        trials += planned
     print()
     for line in _table(trials):
         print(line)
@@ -122,35 +139,62 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if clean == len(trials) else 1
 
 
-def _soak_tier(tier: str, faults: list[str], count: int, rng: random.Random) -> list[Trial]:
+def _plan_trials(tier: str, faults: list[str], count: int, rng: random.Random) -> list[Trial]:
+    """Each fault's trials: every point in turn (at random when fewer trials than points),
+    a random delay after it; drawn before any runs, so --seed repeats them."""
     trials = []
-    with contextlib.ExitStack() as stack:
-        kwok = None
-        if tier == "kwok":
-            from tests.soak.kubernetes import KwokSoak
-
-            kwok = stack.enter_context(KwokSoak())
-        for fault in faults:
-            points = points_of(fault, tier)
-            for index in range(count):
-                point = points[index % len(points)] if count >= len(points) else rng.choice(points)
-                delay = rng.uniform(0, 0.4 if point == "stopping" else 1.5)  # teardown is short
-                trial = Trial(tier, fault, point, delay)
-                with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
-                    work = Path(scratch)
-                    if kwok is None:
-                        run_trial(trial, _local_plan(fault), work)
-                    else:
-                        with kwok.trial(fault, work) as plan:
-                            run_trial(trial, plan, work)
-                trials.append(trial)
-                status = "clean" if trial.clean else "LEFT " + "; ".join(trial.left[:3])
-                killed = "killed" if trial.killed else "ended before the kill"
-                print(
-                    f"  {tier} {fault} #{index + 1} at {point}+{delay:.2f}s ({killed}): {status}",
-                    flush=True,
-                )
+    for fault in faults:
+        points = points_of(fault, tier)
+        for index in range(count):
+            point = points[index % len(points)] if count >= len(points) else rng.choice(points)
+            delay = rng.uniform(0, 0.4 if point == "stopping" else 1.5)  # teardown is short
+            trials.append(Trial(tier, fault, point, delay))
     return trials
+
+
+_printing = threading.Lock()
+
+
+def _said(trial: Trial, number: int) -> None:
+    status = "clean" if trial.clean else "LEFT " + "; ".join(trial.left[:3])
+    killed = "killed" if trial.killed else "ended before the kill"
+    with _printing:
+        print(
+            f"  {trial.tier} {trial.fault} #{number} at {trial.point}+{trial.delay:.2f}s "
+            f"({killed}): {status}",
+            flush=True,
+        )
+
+
+def _soak_local(trials: list[Trial]) -> None:
+    for number, trial in enumerate(trials, 1):
+        with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
+            run_trial(trial, _local_plan(trial.fault), Path(scratch))
+        _said(trial, number)
+
+
+def _soak_kwok(trials: list[Trial], parallel: int) -> None:
+    """The kwok trials in lanes side by side (tests/soak/kubernetes.py says which faults
+    may overlap); each lane's trials one after the other."""
+    from tests.soak.kubernetes import EXCLUSIVE, KwokSoak, Turns, lanes
+
+    faults = list(dict.fromkeys(t.fault for t in trials))
+    turns = Turns()
+
+    def lane(names: list[str], kwok: KwokSoak) -> None:
+        for number, trial in enumerate((t for t in trials if t.fault in names), 1):
+            with (
+                turns.turn(exclusive=trial.fault in EXCLUSIVE),
+                tempfile.TemporaryDirectory(prefix="soak-") as scratch,
+                kwok.trial(trial.fault, Path(scratch)) as plan,
+            ):
+                run_trial(trial, plan, Path(scratch))
+            _said(trial, number)
+
+    with KwokSoak() as kwok, ThreadPoolExecutor(max_workers=parallel + 1) as pool:
+        running = [pool.submit(lane, names, kwok) for names in lanes(faults, parallel)]
+        for done in running:
+            done.result()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ after a chosen point of its journal, run ``gameday cleanup``, and compare the ma
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -61,6 +62,9 @@ class Plan:
     objects: Callable[[], frozenset[str]] = frozenset
     starting: Trigger | None = None
     settle_s: float = SETTLE_S
+    machine_wide: bool = True
+    """Compare the machine's /dev/shm, cgroups, namespaces, links, mounts and rules (false
+    where trials run side by side and change none of them)."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,11 @@ class Snapshot:
     processes: frozenset[str]
     ports: frozenset[str]
     files: frozenset[str]
-    cgroups: frozenset[str]
-    netns: frozenset[str]
-    links: frozenset[str]
-    mounts: frozenset[str]
-    iptables: frozenset[str]
+    cgroups: frozenset[str] = frozenset()
+    netns: frozenset[str] = frozenset()
+    links: frozenset[str] = frozenset()
+    mounts: frozenset[str] = frozenset()
+    iptables: frozenset[str] = frozenset()
     objects: frozenset[str] = frozenset()
     """The cluster's, field by field (see tests/soak/kubernetes.py)."""
 
@@ -108,7 +112,9 @@ def _trial_processes(marker: str) -> dict[int, str]:
     return found
 
 
-def snapshot(work: Path, objects: Callable[[], frozenset[str]] = frozenset) -> Snapshot:
+def snapshot(
+    work: Path, objects: Callable[[], frozenset[str]] = frozenset, *, machine_wide: bool = True
+) -> Snapshot:
     marker = str(work / "state")
     processes = _trial_processes(marker)
     ports = set()
@@ -118,6 +124,19 @@ def snapshot(work: Path, objects: Callable[[], frozenset[str]] = frozenset) -> S
                 ip, port = conn.laddr[0], conn.laddr[1]
                 ports.add(f"{ip}:{port} ({processes[conn.pid][:40]})")
     files = {str(p) for p in (work / "tmp").iterdir()} if (work / "tmp").exists() else set()
+    trials = Snapshot(
+        processes=frozenset(f"{pid} {cmd}" for pid, cmd in processes.items()),
+        ports=frozenset(ports),
+        files=frozenset(files),
+        objects=objects(),
+    )
+    return _with_the_machine(trials) if machine_wide else trials
+
+
+def _with_the_machine(trials: Snapshot) -> Snapshot:
+    """``trials`` and the machine's own: /dev/shm, cgroups named gameday*, network
+    namespaces and links, mounts, iptables rules."""
+    files = set(trials.files)
     with contextlib.suppress(OSError):
         files |= {str(p) for p in Path("/dev/shm").iterdir()}
     cgroups = set()
@@ -130,16 +149,14 @@ def snapshot(work: Path, objects: Callable[[], frozenset[str]] = frozenset) -> S
         for line in _lines(["iptables-save"])
         if not line.startswith(("#", ":"))  # comments, chain counters
     }
-    return Snapshot(
-        processes=frozenset(f"{pid} {cmd}" for pid, cmd in processes.items()),
-        ports=frozenset(ports),
+    return dataclasses.replace(
+        trials,
         files=frozenset(files),
         cgroups=frozenset(cgroups),
         netns=frozenset(_lines(["ip", "netns", "list"])),
         links=frozenset(links),
         mounts=frozenset(Path("/proc/mounts").read_text().splitlines()),
         iptables=frozenset(rules),
-        objects=objects(),
     )
 
 
@@ -210,7 +227,9 @@ def _left(before: Snapshot, work: Path, runs: list[str], plan: Plan) -> list[str
     while True:
         left = [
             item
-            for item in snapshot(work, plan.objects).left_since(before)
+            for item in snapshot(work, plan.objects, machine_wide=plan.machine_wide).left_since(
+                before
+            )
             if not item.startswith("cgroups") or any(run in item for run in runs)
         ]
         if not left or time.monotonic() > deadline:
@@ -229,7 +248,7 @@ def run_trial(trial: Trial, plan: Plan, work: Path) -> Trial:
         "PYTHONUNBUFFERED": "1",
         **plan.env,
     }
-    before = snapshot(work, plan.objects)
+    before = snapshot(work, plan.objects, machine_wide=plan.machine_wide)
     command = [sys.executable, "-m", "gameday", "run", str(plan.scenario), *plan.args]
     command += ["--no-live", "--report-dir", str(reports)]
     trigger = POINTS[trial.point]
