@@ -97,7 +97,10 @@ def _table(trials: list[Trial]) -> Iterator[str]:
         shown = "; ".join(left[:4]) + (f" (+{len(left) - 4} more)" if len(left) > 4 else "")
         killed = sum(t.killed for t in mine)
         yield f"{tier:<5} {fault:<26} {len(mine):>6} {killed:>6} {clean:>6}  {shown or '—'}"
+    tiers = {t.tier for t in trials}
     for (tier, fault), why in NOT_HERE.items():
+        if tier not in tiers:
+            continue
         yield f"{tier:<5} {fault:<26} {0:>6} {'—':>6} {'—':>6}  not run here: {why}"
 
 
