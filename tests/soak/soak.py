@@ -183,16 +183,18 @@ def _soak_kwok(trials: list[Trial], parallel: int) -> None:
 
     faults = list(dict.fromkeys(t.fault for t in trials))
     turns = Turns()
+    # each trial's number among its fault's, for the lines said as lanes finish them
+    numbers = {id(t): [u for u in trials if u.fault == t.fault].index(t) + 1 for t in trials}
 
     def lane(names: list[str], kwok: KwokSoak) -> None:
-        for number, trial in enumerate((t for t in trials if t.fault in names), 1):
+        for trial in (t for t in trials if t.fault in names):
             with (
                 turns.turn(exclusive=trial.fault in EXCLUSIVE),
                 tempfile.TemporaryDirectory(prefix="soak-") as scratch,
                 kwok.trial(trial.fault, Path(scratch)) as plan,
             ):
                 run_trial(trial, plan, Path(scratch))
-            _said(trial, number)
+            _said(trial, numbers[id(trial)])
 
     with KwokSoak() as kwok, ThreadPoolExecutor(max_workers=parallel + 1) as pool:
         running = [pool.submit(lane, names, kwok) for names in lanes(faults, parallel)]
