@@ -184,7 +184,10 @@ def _soak_kwok(trials: list[Trial], parallel: int) -> None:
     faults = list(dict.fromkeys(t.fault for t in trials))
     turns = Turns()
     # each trial's number among its fault's, for the lines said as lanes finish them
-    numbers = {id(t): [u for u in trials if u.fault == t.fault].index(t) + 1 for t in trials}
+    numbers: dict[int, int] = {}
+    seen: dict[str, int] = {}
+    for trial in trials:
+        seen[trial.fault] = numbers[id(trial)] = seen.get(trial.fault, 0) + 1
 
     def lane(names: list[str], kwok: KwokSoak) -> None:
         for trial in (t for t in trials if t.fault in names):
