@@ -40,7 +40,7 @@ from tests.kwok.scenarios import (
     scenario_in,
     workload_rolled_out,
 )
-from tests.soak.trial import Plan, RunRecord
+from tests.soak.trial import Plan, RunRecord, Trial
 
 Setup = Callable[[client.ApiClient, str], Any]
 
@@ -200,50 +200,49 @@ SHARE_THE_GPUS = {"gpu-exhaustion", "gpu-memory-hog", "gpu-quota"}
 fails: one at a time."""
 
 
-def lanes(faults: list[str], parallel: int) -> list[list[str]]:
-    """The faults split into lanes that run side by side, each lane's trials one after
-    the other: the GPU faults share one lane, an exclusive fault runs in a lane of its
-    own while every other lane waits, and no two trials of one fault overlap."""
-    if parallel <= 1:
-        return [faults]
-    gpu = [f for f in faults if f in SHARE_THE_GPUS]
-    alone = [[f] for f in faults if f in EXCLUSIVE]
-    rest = [f for f in faults if f not in SHARE_THE_GPUS | EXCLUSIVE]
-    count = max(1, parallel - (1 if gpu else 0))
-    shared = [rest[i::count] for i in range(count)]
-    return [lane for lane in [gpu, *shared, *alone] if lane]
+class Scheduler:
+    """Hands the kwok trials to the workers that run them side by side: the next pending
+    trial whose fault, or group of faults sharing the GPU nodes, has none running; an
+    exclusive fault's trial only when nothing runs, and nothing beside it. Exclusive
+    trials go first, so the rest run side by side once they are done."""
 
-
-class Turns:
-    """Who runs now: any number of ordinary trials side by side, or one exclusive trial
-    alone (it waits for the running ones; none starts while it waits)."""
-
-    def __init__(self) -> None:
+    def __init__(self, trials: list[Trial]) -> None:
+        self._pending = sorted(trials, key=lambda t: t.fault not in EXCLUSIVE)
+        self._busy: set[str] = set()  # the groups running now
         self._changed = threading.Condition()
-        self._running = 0
-        self._exclusive = False
-        self._waiting = 0
 
-    @contextlib.contextmanager
-    def turn(self, exclusive: bool) -> Iterator[None]:
+    @staticmethod
+    def group(fault: str) -> str:
+        return "gpus" if fault in SHARE_THE_GPUS else fault
+
+    def _next(self) -> Trial | None:
+        if "exclusive" in self._busy:
+            return None
+        for trial in self._pending:
+            if trial.fault in EXCLUSIVE:
+                return trial if not self._busy else None  # nothing after it starts first
+            if self.group(trial.fault) not in self._busy:
+                return trial
+        return None
+
+    def take(self) -> Trial | None:
+        """The next trial to run (waiting until one may start), or None when all are out."""
         with self._changed:
-            if exclusive:
-                self._waiting += 1
-                self._changed.wait_for(lambda: self._running == 0 and not self._exclusive)
-                self._waiting -= 1
-                self._exclusive = True
-            else:
-                self._changed.wait_for(lambda: not self._exclusive and not self._waiting)
-                self._running += 1
-        try:
-            yield
-        finally:
-            with self._changed:
-                if exclusive:
-                    self._exclusive = False
-                else:
-                    self._running -= 1
-                self._changed.notify_all()
+            while self._pending:
+                trial = self._next()
+                if trial is not None:
+                    self._pending.remove(trial)
+                    exclusive = trial.fault in EXCLUSIVE
+                    self._busy.add("exclusive" if exclusive else self.group(trial.fault))
+                    return trial
+                self._changed.wait()
+            return None
+
+    def done(self, trial: Trial) -> None:
+        with self._changed:
+            exclusive = trial.fault in EXCLUSIVE
+            self._busy.discard("exclusive" if exclusive else self.group(trial.fault))
+            self._changed.notify_all()
 
 
 class KwokSoak:

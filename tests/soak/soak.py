@@ -26,10 +26,10 @@ killed, clean, what was left.
     .venv/bin/python -m tests.soak.soak [--trials 20] [--tier local|kwok] [--fault NAME]
         [--seed 1] [--parallel 3]
 
-Local trials run one at a time (they compare the whole machine). Kwok trials run in
-lanes side by side (``--parallel``), each in its own namespace, comparing their own
-processes, ports, files and the cluster's objects; faults that change what namespaces
-share run alone, and the GPU faults one after the other.
+Local trials run one at a time (they compare the whole machine). Kwok trials run side by
+side (``--parallel`` workers), each in its own namespace, comparing their own processes,
+ports, files and the cluster's objects; never two of one fault at once, the GPU faults
+one at a time, and a fault that changes what namespaces share (dns-breakage) alone.
 
 Exit 0 when every trial was clean, 1 otherwise.
 """
@@ -177,32 +177,31 @@ def _soak_local(trials: list[Trial]) -> None:
 
 
 def _soak_kwok(trials: list[Trial], parallel: int) -> None:
-    """The kwok trials in lanes side by side (tests/soak/kubernetes.py says which faults
-    may overlap); each lane's trials one after the other."""
-    from tests.soak.kubernetes import EXCLUSIVE, KwokSoak, Turns, lanes
+    """The kwok trials on ``parallel`` workers side by side, each trial in its own
+    namespace; tests/soak/kubernetes.py's Scheduler says which may overlap."""
+    from tests.soak.kubernetes import KwokSoak, Scheduler
 
-    faults = list(dict.fromkeys(t.fault for t in trials))
-    turns = Turns()
-    # each trial's number among its fault's, for the lines said as lanes finish them
     numbers: dict[int, int] = {}
     seen: dict[str, int] = {}
-    for trial in trials:
+    for trial in trials:  # each trial's number among its fault's
         seen[trial.fault] = numbers[id(trial)] = seen.get(trial.fault, 0) + 1
+    scheduler = Scheduler(trials)
 
-    def lane(names: list[str], kwok: KwokSoak) -> None:
-        for trial in (t for t in trials if t.fault in names):
-            with (
-                turns.turn(exclusive=trial.fault in EXCLUSIVE),
-                tempfile.TemporaryDirectory(prefix="soak-") as scratch,
-                kwok.trial(trial.fault, Path(scratch)) as plan,
-            ):
-                run_trial(trial, plan, Path(scratch))
+    def worker(kwok: KwokSoak) -> None:
+        while (trial := scheduler.take()) is not None:
+            try:
+                with (
+                    tempfile.TemporaryDirectory(prefix="soak-") as scratch,
+                    kwok.trial(trial.fault, Path(scratch)) as plan,
+                ):
+                    run_trial(trial, plan, Path(scratch))
+            finally:
+                scheduler.done(trial)
             _said(trial, numbers[id(trial)])
 
-    with KwokSoak() as kwok, ThreadPoolExecutor(max_workers=parallel + 1) as pool:
-        running = [pool.submit(lane, names, kwok) for names in lanes(faults, parallel)]
-        for done in running:
-            done.result()
+    with KwokSoak() as kwok, ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        for running in [pool.submit(worker, kwok) for _ in range(max(1, parallel))]:
+            running.result()
 
 
 if __name__ == "__main__":

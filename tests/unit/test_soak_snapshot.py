@@ -10,9 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.soak.kubernetes import FAULTS, SHARE_THE_GPUS, Turns, lanes
+from tests.soak.kubernetes import FAULTS, SHARE_THE_GPUS, Scheduler
 from tests.soak.soak import POINTS, points_of
-from tests.soak.trial import snapshot
+from tests.soak.trial import Trial, snapshot
 
 
 def test_a_process_its_port_and_a_file_left_by_a_trial_are_seen(tmp_path: Path) -> None:
@@ -65,40 +65,45 @@ def test_a_trial_beside_others_compares_only_its_own(tmp_path: Path) -> None:
         shared.unlink()
 
 
-def test_kwok_lanes_keep_the_gpu_faults_apart_and_an_exclusive_one_alone() -> None:
-    faults = list(FAULTS)
-    assert lanes(faults, 1) == [faults]
-    split = lanes(faults, 3)
-    assert sorted(f for lane in split for f in lane) == sorted(faults)  # each once
-    assert sorted(split[0]) == sorted(SHARE_THE_GPUS)
-    assert ["dns-breakage"] in split
-    assert len(split) == 1 + 2 + 1  # the GPU lane, two shared, dns-breakage's own
+def test_the_scheduler_keeps_the_gpu_faults_apart_and_an_exclusive_one_alone() -> None:
+    trials = [Trial("kwok", fault, "starting", 0.0) for fault in FAULTS for _ in range(2)]
+    scheduler = Scheduler(trials)
+    first = scheduler.take()
+    assert first is not None and first.fault == "dns-breakage"  # exclusive ones go first
+    # nothing beside it: the next take would wait; the scheduler says so by its rule
+    assert scheduler._next() is None
+    scheduler.done(first)
+    second = scheduler.take()
+    assert second is not None and second.fault == "dns-breakage"
+    assert scheduler._next() is None
+    scheduler.done(second)
+    running = [scheduler.take() for _ in range(4)]
+    faults = [t.fault for t in running if t is not None]
+    assert len(faults) == 4 and len(set(faults)) == 4  # never two of one fault at once
+    assert sum(f in SHARE_THE_GPUS for f in faults) == 1  # the GPU faults one at a time
+    for trial in running:
+        assert trial is not None
+        scheduler.done(trial)
+    taken = []
+    while (trial := scheduler.take()) is not None:
+        taken.append(trial)
+        scheduler.done(trial)
+    assert len(taken) + 2 + 4 == len(trials)  # every trial handed out once
 
 
-def test_an_exclusive_turn_waits_for_the_running_ones_and_holds_off_new_ones() -> None:
-    turns = Turns()
-    release, exclusive_in, late_in = threading.Event(), threading.Event(), threading.Event()
-
-    def exclusive() -> None:
-        with turns.turn(exclusive=True):
-            exclusive_in.set()
-            release.wait()
-
-    with turns.turn(exclusive=False):
-        waiting = threading.Thread(target=exclusive)
-        waiting.start()
-        # it must not get in while an ordinary trial runs
-        assert not exclusive_in.wait(0.3)
-    assert exclusive_in.wait(10)
-
-    def ordinary() -> None:
-        with turns.turn(exclusive=False):
-            late_in.set()
-
-    late = threading.Thread(target=ordinary)
-    late.start()
-    assert not late_in.wait(0.3)  # none starts while the exclusive one runs
-    release.set()
-    assert late_in.wait(10)
-    waiting.join()
-    late.join()
+def test_a_worker_waits_until_a_trial_may_start() -> None:
+    trials = [
+        Trial("kwok", "oom-kill", "starting", 0.0),
+        Trial("kwok", "oom-kill", "applying", 0.0),
+    ]
+    scheduler = Scheduler(trials)
+    first = scheduler.take()
+    assert first is not None
+    got: list[Trial | None] = []
+    waiting = threading.Thread(target=lambda: got.append(scheduler.take()))
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive() and got == []  # the second oom-kill waits for the first
+    scheduler.done(first)
+    waiting.join(10)
+    assert got and got[0] is not None and got[0].point == "applying"
