@@ -4,11 +4,13 @@ issue's classes, and found by make fuzz), in process and through the CLI."""
 
 from __future__ import annotations
 
+import re
 import resource
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gameday.errors import GamedayError, ScenarioError
 from gameday.plugins import catalog
@@ -68,6 +70,38 @@ def test_the_alias_bomb_is_refused_before_it_is_expanded() -> None:
     with pytest.raises(YamlInputError, match="once its aliases are expanded"):
         load_yaml_documents(text, "bomb.yaml")
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB
+
+
+@pytest.mark.parametrize("reader", ["libyaml", "ruamel"])
+@pytest.mark.parametrize(
+    ("name", "refused"),
+    [
+        ("alias_bomb.yaml", "once its aliases are expanded"),
+        ("deep.yaml", f":1:{MAX_DEPTH + 3}: invalid YAML: nested deeper than {MAX_DEPTH} levels"),
+    ],
+)
+def test_both_event_readers_hold_the_same_bounds(
+    reader: str, name: str, refused: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libyaml counts the events where it can read the text; ruamel where it cannot (or
+    # where PyYAML was built without libyaml)
+    assert yaml.__with_libyaml__  # PyPI's PyYAML wheels bundle it: the fast path is tested
+    if reader == "ruamel":
+        monkeypatch.setattr(yaml, "__with_libyaml__", False)
+    with pytest.raises(YamlInputError, match=re.escape(refused)):
+        load_yaml_documents((CORPUS / name).read_text(), "x.yaml")
+
+
+def test_what_libyaml_refuses_is_still_bounded_by_ruamel(monkeypatch: pytest.MonkeyPatch) -> None:
+    # where libyaml gives up on a text ruamel may read, ruamel's events count it instead
+    def refuse(*_: object, **__: object) -> None:
+        raise yaml.YAMLError("libyaml will not read this")
+
+    monkeypatch.setattr(yaml, "parse", refuse)
+    with pytest.raises(YamlInputError, match="once its aliases are expanded"):
+        load_yaml_documents((CORPUS / "alias_bomb.yaml").read_text(), "x.yaml")
+    (document,) = load_yaml_documents("a: &x [1]\nb: *x\n", "ok.yaml")
+    assert document["b"] == [1]
 
 
 def test_aliases_within_bounds_still_load() -> None:
