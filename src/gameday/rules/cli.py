@@ -172,11 +172,9 @@ def _print_table(report: LintReport, out: Console, err: Console, verbose: bool) 
 
 def _classify(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """Split paths into scenario files and rule files by what each file declares."""
-    from ruamel.yaml import YAML
+    from gameday.inputs import read_input_text
+    from gameday.yamlfile import load_yaml_documents
 
-    from gameday.errors import InputError
-
-    yaml = YAML(typ="safe")
     scenarios: list[Path] = []
     rules: list[Path] = []
     files: list[Path] = []
@@ -185,10 +183,9 @@ def _classify(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             raise UsageError(f"no such file or directory: {path}")
         files += sorted([*path.rglob("*.yml"), *path.rglob("*.yaml")]) if path.is_dir() else [path]
     for file in files:
-        try:
-            documents = [d for d in yaml.load_all(file.read_text()) if isinstance(d, dict)]
-        except Exception as error:  # ruamel raises many kinds; all mean "not YAML we can read"
-            raise InputError(f"{file}: not valid YAML: {str(error).splitlines()[0]}") from None
+        # the one input path: size-bounded, UTF-8 checked, aliases and nesting bounded
+        text = read_input_text(file, "scenario or rule file")
+        documents = [d for d in load_yaml_documents(text, str(file)) if isinstance(d, dict)]
         kinds = {d.get("kind") for d in documents}
         if "Scenario" in kinds:
             scenarios.append(file)

@@ -57,3 +57,18 @@ def test_no_scenario_is_bad_input(tmp_path: Path) -> None:
     result = coverage(str(other))
     assert result.returncode == 2
     assert f"{other}: neither a scenario nor a rule file" in result.stderr
+
+
+def test_files_it_sorts_are_read_within_the_bounds(tmp_path: Path) -> None:
+    # telling scenarios from rule files reads each file through the one input path
+    bomb = (REPO / "tests" / "data" / "fuzz" / "scenario" / "alias_bomb.yaml").read_text()
+    (tmp_path / "bomb.yaml").write_text(bomb)
+    (tmp_path / "latin1.yml").write_bytes(b"groups: []\n# caf\xe9\n")
+    for name, problem in [
+        ("bomb.yaml", "invalid YAML: more than 200,000 values once its aliases are expanded"),
+        ("latin1.yml", "not UTF-8"),
+    ]:
+        result = coverage(str(tmp_path / name))
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"error: {tmp_path / name}") and problem in line, line
