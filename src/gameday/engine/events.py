@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from gameday.redact import redact
 
 __all__ = [
@@ -59,6 +61,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _EVENT_TYPES: dict[str, type[Event]] = {}
+_ADAPTERS: dict[str, TypeAdapter[Event]] = {}
+"""Each event type's validator, built the first time a journal holds one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,16 +83,29 @@ class Event:
 
 
 def event_from_record(record: dict[str, Any]) -> Event:
+    """The event a journal record holds, its fields checked against the event's types.
+
+    Raises KeyError for an event name this version does not know and ValueError naming
+    the first field whose value does not fit (a journal edited by hand or written by
+    another version): the readers of events (the diagnoser, the report) can then trust
+    every field's type."""
     data = dict(record)
     name = data.pop("event")
     cls = _EVENT_TYPES[name]
     names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    for f in dataclasses.fields(cls):
-        # JSON has no tuples; the dataclasses hold tuples so events stay hashable
-        if f.name in kwargs and isinstance(kwargs[f.name], list):
-            kwargs[f.name] = _tuples(kwargs[f.name])
-    return cls(**kwargs)
+    try:
+        return _adapter(cls).validate_python({k: v for k, v in data.items() if k in names})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(the event)"
+        raise ValueError(f"field {where}: {first['msg']}") from None
+
+
+def _adapter(cls: type[Event]) -> TypeAdapter[Event]:
+    # lax mode: JSON has no tuples, and the dataclasses hold tuples so events stay hashable
+    if cls.__name__ not in _ADAPTERS:
+        _ADAPTERS[cls.__name__] = TypeAdapter(cls)
+    return _ADAPTERS[cls.__name__]
 
 
 def redacted(event: Event) -> Event:
@@ -101,12 +118,6 @@ def redacted(event: Event) -> Event:
             if masked != value:
                 changes[f.name] = masked
     return dataclasses.replace(event, **changes) if changes else event
-
-
-def _tuples(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
 
 
 @dataclass(frozen=True, kw_only=True)
