@@ -36,8 +36,8 @@ from kubernetes import client, config
 
 from gameday.assertions.base import ExpectationContext
 from gameday.assertions.event import EventExpectation, EventParams
-from gameday.engine.events import EventBus, PodObserved
-from gameday.engine.observations import Observations
+from gameday.core.events import EventBus, PodObserved
+from gameday.core.observations import Observations
 from gameday.observe.kubernetes import ClusterWatch
 from gameday.testenv import KwokEnv, KwokEnvConfig
 

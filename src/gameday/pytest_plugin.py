@@ -95,7 +95,7 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailed("\n".join(lines))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        from gameday.errors import GamedayError
+        from gameday.core.errors import GamedayError
 
         if isinstance(excinfo.value, ScenarioFailed):
             return excinfo.value.text

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from gameday.engine.journal import outstanding_undos
+from gameday.core.cgroup import MemoryCgroup
+from gameday.core.journal import outstanding_undos
+from gameday.core.processes import find_processes, port_is_free
 from gameday.plugins import load_builtins
-from gameday.targets.local.cgroup import MemoryCgroup
-from gameday.targets.local.processes import find_processes, port_is_free
 from tests.e2e.conftest import REPO, SCENARIOS
 from tests.support.cleanup import gameday_cleanup
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gameday.engine.journal import outstanding_undos
+from gameday.core.journal import outstanding_undos
 from gameday.engine.requirements import nvidia_gpu_present
 from gameday.plugins import load_builtins
 from tests.e2e.conftest import SCENARIOS, assert_diagnosed_as_named, check_report, gameday

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gameday.engine.journal import outstanding_undos
+from gameday.core.journal import outstanding_undos
 from gameday.plugins import load_builtins
 from tests.e2e.conftest import SCENARIOS, Run, assert_diagnosed_as_named, check_report, gameday
 from tests.e2e.test_local_scenarios import assert_fired_and_resolved

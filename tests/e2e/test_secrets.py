@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gameday.redact import MASK
+from gameday.core.redact import MASK
 from tests.e2e.conftest import REPO, Run, gameday
 
 pytestmark = pytest.mark.e2e

@@ -32,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from gameday.errors import GamedayError  # noqa: E402
+from gameday.core.errors import GamedayError  # noqa: E402
 
 CASE_TIMEOUT_S = 10
 
@@ -144,7 +144,7 @@ def _catalog(path: Path) -> None:
 
 
 def _journal(path: Path) -> None:
-    from gameday.engine.journal import outstanding_undos
+    from gameday.core.journal import outstanding_undos
     from gameday.plugins import load_builtins
     from gameday.runbooks import load_catalog
     from gameday.runbooks.diagnose import diagnose_journal

@@ -47,7 +47,7 @@ SEEDED = LINT_RULES / "seeded-mistakes.yml"
 # a root of the same shape; once it is, the test runs `python -m gameday alerts`.
 _WRAPPER = """
 import typer
-from gameday.rules.cli import app
+from gameday.cli.alerts import app
 root = typer.Typer(pretty_exceptions_enable=False)
 root.add_typer(app, name="alerts")
 @root.callback()

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import EventBus
-from gameday.engine.journal import Journal
+from gameday.core.changes import ChangeSet
+from gameday.core.events import EventBus
+from gameday.core.journal import Journal
+from gameday.core.processes import free_port, port_is_free
 from gameday.injectors.base import FaultContext
 from gameday.remedies.local.free_port import FreePortRemedy, port_holders
 from gameday.runbooks.model import FreePort
-from gameday.targets.local.processes import free_port, port_is_free
 
 LISTEN = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); print('ready', flush=True); time.sleep(300)"
 

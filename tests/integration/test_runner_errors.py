@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from gameday.engine.journal import outstanding_undos
+from gameday.core.errors import InjectionError
+from gameday.core.journal import outstanding_undos
+from gameday.core.undo import RevertFailed
 from gameday.engine.runner import GameDay, RunOptions
-from gameday.engine.undo import RevertFailed
-from gameday.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.plugins import catalog
 from gameday.reports import ReportBuilder

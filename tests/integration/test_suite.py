@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gameday.engine.events import Event, Note, ScenarioFinished, ScenarioStarted
+from gameday.core.events import Event, Note, ScenarioFinished, ScenarioStarted
 from gameday.engine.runner import GameDay, RunOptions
 from gameday.plugins import catalog
 from gameday.reports import ReportBuilder, write_reports

@@ -11,12 +11,12 @@ from typing import TypeVar
 
 import pytest
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import Event, EventBus, ProcessBackoff, ProcessExited, ProcessStarted
-from gameday.engine.journal import Journal, outstanding_undos
+from gameday.core.cgroup import MemoryCgroup, RemoveCgroup, memory_cgroup_support
+from gameday.core.changes import ChangeSet
+from gameday.core.events import Event, EventBus, ProcessBackoff, ProcessExited, ProcessStarted
+from gameday.core.journal import Journal, outstanding_undos
+from gameday.core.processes import find_processes
 from gameday.targets.base import TargetContext
-from gameday.targets.local.cgroup import MemoryCgroup, RemoveCgroup, memory_cgroup_support
-from gameday.targets.local.processes import find_processes
 from gameday.targets.local.supervisor import BackoffPolicy, Supervisor
 
 IN_CI = os.environ.get("CI") == "true"

@@ -20,8 +20,8 @@ import psutil
 import pytest
 from kubernetes import client, config, watch
 
-from gameday.engine.journal import outstanding_undos
-from gameday.targets.local.processes import find_processes
+from gameday.core.journal import outstanding_undos
+from gameday.core.processes import find_processes
 from gameday.testenv import KwokEnv, KwokEnvConfig, KwokEnvInfo
 from tests.conftest import IN_CI
 

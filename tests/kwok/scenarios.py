@@ -21,7 +21,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from gameday.engine.journal import outstanding_undos
+from gameday.core.journal import outstanding_undos
 from gameday.plugins import load_builtins
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.testenv import KwokEnvInfo

@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from gameday.engine.undo import RevertFailed
+from gameday.core.undo import RevertFailed
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.undo import RestoreObjectField
 from gameday.testenv import KwokEnvInfo

@@ -20,8 +20,8 @@ from kubernetes import client, config
 from gameday.assertions.base import Expectation, ExpectationContext, Verdict
 from gameday.assertions.endpoints import EndpointsExpectation, EndpointsParams
 from gameday.assertions.rollout import RolloutExpectation, RolloutParams
-from gameday.engine.events import Event, EventBus, Note
-from gameday.engine.observations import Observations
+from gameday.core.events import Event, EventBus, Note
+from gameday.core.observations import Observations
 from gameday.injectors.base import faults
 from gameday.observe.kubernetes import ClusterWatch
 from gameday.plugins import catalog

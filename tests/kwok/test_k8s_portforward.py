@@ -17,12 +17,12 @@ import psutil
 import pytest
 from kubernetes import client
 
-from gameday.engine.events import ComponentReady, Event, EventBus, Note
-from gameday.engine.journal import Journal
+from gameday.core.events import ComponentReady, Event, EventBus, Note
+from gameday.core.journal import Journal
+from gameday.core.processes import free_port
 from gameday.targets.base import TargetContext
 from gameday.targets.kubernetes.spec import KubernetesTargetSpec
 from gameday.targets.kubernetes.target import KubernetesTarget
-from gameday.targets.local.processes import free_port
 from gameday.testenv import KwokEnvInfo
 from tests.integration.load.loadtest_support import Simulator
 from tests.kwok.conftest import poll_until

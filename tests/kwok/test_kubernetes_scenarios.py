@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from gameday.engine.undo import RevertFailed
+from gameday.core.undo import RevertFailed
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.objects import RUN_LABEL, DeleteCreatedObject, created_labels
 from gameday.targets.kubernetes.undo import RestoreObjectField

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gameday.errors import GamedayError, ScenarioError
+from gameday.core.errors import GamedayError, ScenarioError
+from gameday.core.yamlfile import MAX_DEPTH, YamlInputError, load_yaml_documents
 from gameday.plugins import catalog
 from gameday.rules import load_rule_file
 from gameday.rules.model import RuleError
 from gameday.runbooks import CatalogError, parse_catalog
 from gameday.scenario.loader import load_scenario
-from gameday.yamlfile import MAX_DEPTH, YamlInputError, load_yaml_documents
 from tests.fuzz.fuzz import KINDS
 from tests.unit.test_cli import gameday
 

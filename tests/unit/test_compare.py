@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gameday.errors import InputError
+from gameday.core.errors import InputError
 from gameday.reports.compare import (
     SUITE,
     Change,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gameday.errors import ComponentMissing, UsageError
+from gameday.core.errors import ComponentMissing, UsageError
 from gameday.injectors.local.model_config import ModelConfigSpec
 from gameday.scenario.model import resolve_span
 from gameday.scenario.units import SpanValue, format_span, parse_span

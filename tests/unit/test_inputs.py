@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gameday.inputs import UnreadableInput, read_input_text
+from gameday.core.inputs import UnreadableInput, read_input_text
 from gameday.rules.durations import prometheus_duration_ms
 from tests.unit.test_cli import GOOD, gameday
 

@@ -9,17 +9,17 @@ import sys
 import time
 from pathlib import Path
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import FaultApplied, Note
-from gameday.engine.journal import (
+from gameday.core.changes import ChangeSet
+from gameday.core.events import FaultApplied, Note
+from gameday.core.journal import (
     Journal,
     active_runs,
     outstanding_undos,
     read_events,
     revert_outstanding,
 )
-from gameday.engine.undo import RestoreFile
-from gameday.targets.local.processes import find_processes, spawn
+from gameday.core.processes import find_processes, spawn
+from gameday.core.undo import RestoreFile
 from tests.support.cli import run_gameday
 
 
@@ -125,7 +125,7 @@ def test_active_run_registration(tmp_path: Path) -> None:
 def test_a_dead_harness_is_recognised(tmp_path: Path) -> None:
     # register from a child process that then exits, as a killed harness would
     code = (
-        "from pathlib import Path; from gameday.engine.journal import Journal; "
+        "from pathlib import Path; from gameday.core.journal import Journal; "
         f"Journal(Path({str(tmp_path / 'j.jsonl')!r}), 'run-5').register_active()"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ)

@@ -12,7 +12,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from gameday.engine.events import ApiRefused, FaultApplied, event_from_record
+from gameday.core.events import ApiRefused, FaultApplied, event_from_record
 from gameday.injectors.kubernetes.crd_schema_drift import CrdSchemaDriftSpec, with_field
 from gameday.injectors.kubernetes.rbac_denied import (
     ACTIONS,

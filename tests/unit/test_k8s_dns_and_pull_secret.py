@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import EventBus, FaultApplied, KubeEvent, PodObserved
-from gameday.engine.journal import Journal
+from gameday.core.changes import ChangeSet
+from gameday.core.errors import InjectionError, ScenarioError
+from gameday.core.events import EventBus, FaultApplied, KubeEvent, PodObserved
+from gameday.core.journal import Journal
 from gameday.engine.plan import check_plan
-from gameday.errors import InjectionError, ScenarioError
 from gameday.injectors.base import FaultContext, Injector, faults
 from gameday.injectors.kubernetes.dns_breakage import (
     DnsBreakage,

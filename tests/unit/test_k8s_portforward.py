@@ -14,7 +14,8 @@ import pytest
 from kubernetes import client
 from pydantic import ValidationError
 
-from gameday.errors import UsageError
+from gameday.core.errors import UsageError
+from gameday.core.processes import free_port
 from gameday.targets.kubernetes.portforward import (
     PodPort,
     PortForward,
@@ -25,7 +26,6 @@ from gameday.targets.kubernetes.portforward import (
     workload_pods,
 )
 from gameday.targets.kubernetes.spec import KubernetesTargetSpec
-from gameday.targets.local.processes import free_port
 
 
 def pod(

@@ -16,7 +16,7 @@ from gameday.assertions.rollout import (
     complete,
     describe_deployment,
 )
-from gameday.engine.events import (
+from gameday.core.events import (
     DeploymentObserved,
     EndpointSliceObserved,
     Event,
@@ -24,7 +24,7 @@ from gameday.engine.events import (
     PodObserved,
     event_from_record,
 )
-from gameday.engine.observations import Observations
+from gameday.core.observations import Observations
 from gameday.injectors.kubernetes.bad_image_tag import with_tag
 from gameday.observe.kubernetes import deployment_observed, endpoint_slice_observed
 

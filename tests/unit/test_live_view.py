@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from gameday.engine.events import (
+from gameday.core.events import (
     AlertChanged,
     ExpectationResolved,
     ExpectationStarted,

@@ -22,10 +22,10 @@ import pytest
 from pydantic import ValidationError
 from safetensors import SafetensorError
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import EventBus
-from gameday.engine.journal import Journal, outstanding_undos, revert_outstanding
-from gameday.errors import ComponentUnreachable, InjectionError, ScenarioError
+from gameday.core.changes import ChangeSet
+from gameday.core.errors import ComponentUnreachable, InjectionError, ScenarioError
+from gameday.core.events import EventBus
+from gameday.core.journal import Journal, outstanding_undos, revert_outstanding
 from gameday.injectors.base import FaultContext, LoadControl
 from gameday.injectors.load_spike import LoadSpike, LoadSpikeSpec
 from gameday.injectors.local import model_missing

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from gameday.errors import UsageError
+from gameday.core.errors import UsageError
 from gameday.models import INDEX, SINGLE_FILE, make_tiny, tensor_shapes, weight_files
 from tests.support.models import SHARD_1, SHARD_2, tiny_model
 

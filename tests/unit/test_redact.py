@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gameday.engine.events import EventBus, LogLine, ProcessStarted
-from gameday.engine.journal import Journal
-from gameday.errors import InputError
-from gameday.redact import (
+from gameday.core.errors import InputError
+from gameday.core.events import EventBus, LogLine, ProcessStarted
+from gameday.core.journal import Journal
+from gameday.core.redact import (
     MASK,
     MaskingFormatter,
     is_secret_name,

@@ -10,7 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from gameday.engine.events import (
+from gameday.core.events import (
     AlertChanged,
     ExpectationResolved,
     FaultApplied,
@@ -21,7 +21,7 @@ from gameday.engine.events import (
     ScenarioFinished,
     ScenarioStarted,
 )
-from gameday.engine.journal import Journal
+from gameday.core.journal import Journal
 
 T0 = 1_800_000_000.0
 

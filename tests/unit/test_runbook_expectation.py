@@ -6,9 +6,9 @@ import pytest
 
 from gameday.assertions.base import ExpectationContext
 from gameday.assertions.runbook import RunbookExpectation, RunbookParams
-from gameday.engine.events import Event, LogLine, ProcessBackoff, ProcessExited
-from gameday.engine.observations import Observations
-from gameday.errors import ScenarioError
+from gameday.core.errors import ScenarioError
+from gameday.core.events import Event, LogLine, ProcessBackoff, ProcessExited
+from gameday.core.observations import Observations
 from gameday.plugins import catalog
 from gameday.scenario.loader import parse_scenario
 
@@ -60,7 +60,7 @@ def test_holds_when_the_code_takes_the_lead_and_quotes_what_put_it_there() -> No
 
 
 def test_a_cluster_diagnosis_names_who_reported_its_evidence() -> None:
-    from gameday.engine.events import PodObserved
+    from gameday.core.events import PodObserved
 
     pending = PodObserved(
         ts=T0 + 1,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gameday.errors import ScenarioError
+from gameday.core.errors import ScenarioError
 from gameday.plugins import catalog
 from gameday.scenario.loader import load_scenarios, parse_scenario
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gameday.engine.undo import undo_actions
+from gameday.core.undo import undo_actions
 from gameday.plugins import load_builtins
 from gameday.testenv import KwokEnv, KwokEnvConfig
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from gameday.assertions.base import Expectation, Verdict, clock, expectations
-from gameday.engine.observations import AlertInterval, Observations
+from gameday.core.observations import AlertInterval, Observations
 from gameday.scenario.model import ExpectationParams
 
 __all__ = ["AlertExpectation", "AlertParams"]

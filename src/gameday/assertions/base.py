@@ -13,8 +13,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
-from gameday.engine.observations import Observations
-from gameday.registry import Registry
+from gameday.core.observations import Observations
+from gameday.core.registry import Registry
 from gameday.scenario.model import ExpectationParams, StrictModel
 
 __all__ = ["Bound", "Expectation", "ExpectationContext", "Verdict", "clock", "expectations"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from gameday.assertions.base import Expectation, Verdict, clock, expectations
-from gameday.engine.events import EndpointSliceObserved
-from gameday.engine.observations import Observations
+from gameday.core.events import EndpointSliceObserved
+from gameday.core.observations import Observations
 from gameday.scenario.model import ExpectationParams
 
 __all__ = ["EndpointsExpectation", "EndpointsParams", "ServiceEndpoints"]

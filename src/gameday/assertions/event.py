@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from gameday.assertions.base import Expectation, Verdict, clock, expectations
-from gameday.engine.events import KubeEvent
-from gameday.engine.observations import Observations
+from gameday.core.events import KubeEvent
+from gameday.core.observations import Observations
 from gameday.scenario.model import ExpectationParams
 from gameday.scenario.units import Regex
 

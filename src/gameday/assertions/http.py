@@ -9,7 +9,7 @@ import httpx
 from pydantic import Field
 
 from gameday.assertions.base import Expectation, ExpectationContext, Verdict, clock, expectations
-from gameday.engine.observations import Observations
+from gameday.core.observations import Observations
 from gameday.scenario.model import ExpectationParams
 from gameday.scenario.units import Duration
 

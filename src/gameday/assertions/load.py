@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pydantic import Field, model_validator
 
 from gameday.assertions.base import Bound, Expectation, Verdict, clock, expectations
-from gameday.engine.events import LoadSampled
-from gameday.engine.observations import Observations
+from gameday.core.events import LoadSampled
+from gameday.core.observations import Observations
 from gameday.scenario.model import ExpectationParams
 from gameday.scenario.units import Duration
 

@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import Field
 
 from gameday.assertions.base import Expectation, Verdict, clock, expectations
-from gameday.engine.events import PodObserved
-from gameday.engine.observations import Observations
+from gameday.core.events import PodObserved
+from gameday.core.observations import Observations
 from gameday.scenario.model import ExpectationParams, StrictModel
 from gameday.scenario.units import Regex
 

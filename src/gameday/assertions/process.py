@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from gameday.assertions.base import Expectation, Verdict, clock, expectations
-from gameday.engine.events import ProcessExited
-from gameday.engine.observations import Observations
+from gameday.core.events import ProcessExited
+from gameday.core.observations import Observations
 from gameday.scenario.model import ExpectationParams, StrictModel
 from gameday.scenario.units import Duration
 

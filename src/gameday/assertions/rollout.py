@@ -14,8 +14,8 @@ from __future__ import annotations
 from pydantic import model_validator
 
 from gameday.assertions.base import Expectation, Verdict, clock, expectations
-from gameday.engine.events import DeploymentObserved
-from gameday.engine.observations import Observations
+from gameday.core.events import DeploymentObserved
+from gameday.core.observations import Observations
 from gameday.scenario.model import ExpectationParams
 
 __all__ = ["RolloutExpectation", "RolloutParams", "complete", "describe_deployment"]

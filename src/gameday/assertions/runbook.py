@@ -12,8 +12,8 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gameday.assertions.base import Expectation, ExpectationContext, Verdict, expectations
-from gameday.engine.observations import Observations
-from gameday.errors import UsageError
+from gameday.core.errors import UsageError
+from gameday.core.observations import Observations
 from gameday.runbooks import load_catalog
 from gameday.runbooks.diagnose import Diagnoser, Diagnosis
 from gameday.scenario.model import RUNBOOK_CODE_PATTERN, ExpectationParams

@@ -6,11 +6,11 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import ComponentReady, LoadSampled
+from gameday.core.changes import ChangeSet
+from gameday.core.events import ComponentReady, LoadSampled
+from gameday.core.processes import TOKEN_VARIABLE, KillProcesses
 from gameday.load import LoadConfig, LoadDriver, LoadSample
 from gameday.load.protocol import API_KEY_VARIABLE
-from gameday.targets.local.processes import TOKEN_VARIABLE, KillProcesses
 
 if TYPE_CHECKING:
     from gameday.engine.runner import ScenarioRun

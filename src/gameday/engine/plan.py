@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gameday.errors import ScenarioError, ScenarioIssue, UsageError
+from gameday.core.errors import ScenarioError, ScenarioIssue, UsageError
 from gameday.injectors.base import faults
 from gameday.remedies.base import PlannedStep, plan_remedy
 from gameday.runbooks import load_catalog

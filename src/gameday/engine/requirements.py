@@ -6,7 +6,7 @@ import os
 import shutil
 from collections.abc import Iterable
 
-from gameday.errors import ComponentMissing, PermissionProblem
+from gameday.core.errors import ComponentMissing, PermissionProblem
 from gameday.scenario.model import Requirement, Scenario
 
 __all__ = [
@@ -38,7 +38,7 @@ def _problem(requirement: Requirement) -> str | None:
     if requirement is Requirement.ROOT:
         return None if os.geteuid() == 0 else "needs root (run it with sudo)"
     if requirement is Requirement.CGROUP_MEMORY:
-        from gameday.targets.local.cgroup import memory_cgroup_support
+        from gameday.core.cgroup import memory_cgroup_support
 
         return memory_cgroup_support()
     if requirement is Requirement.NETNS:

@@ -26,8 +26,9 @@ from typing import Any
 
 from gameday import __version__
 from gameday.assertions.base import Expectation, ExpectationContext, expectations
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import (
+from gameday.core.changes import ChangeSet
+from gameday.core.errors import Aborted, ExitCode, GamedayError, InjectionError
+from gameday.core.events import (
     Event,
     EventBus,
     ExpectationResolved,
@@ -46,18 +47,17 @@ from gameday.engine.events import (
     ScenarioFinished,
     ScenarioStarted,
 )
-from gameday.engine.journal import Journal
-from gameday.engine.observations import Observations
+from gameday.core.journal import Journal
+from gameday.core.observations import Observations
+from gameday.core.redact import redact_text, remember_secrets_in, remember_secrets_of
+from gameday.core.undo import RevertFailed
 from gameday.engine.requirements import (
     check_requirements,
     missing_requirements,
     scenario_requirements,
 )
-from gameday.engine.undo import RevertFailed
-from gameday.errors import Aborted, ExitCode, GamedayError, InjectionError
 from gameday.injectors.base import FaultContext, Injector, faults
 from gameday.observe.alerts import AlertPoller
-from gameday.redact import redact_text, remember_secrets_in, remember_secrets_of
 from gameday.remedies.base import PlannedStep, Remedy, plan_remedy
 from gameday.scenario.loader import LoadedScenario
 from gameday.scenario.model import (

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import EventBus, Note
-from gameday.registry import Registry, UnknownName
+from gameday.core.changes import ChangeSet
+from gameday.core.events import EventBus, Note
+from gameday.core.registry import Registry, UnknownName
 from gameday.scenario.model import FaultSpec, Requirement
 from gameday.targets.base import Target
 

@@ -26,7 +26,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from gameday.errors import ComponentUnreachable, InjectionError
+from gameday.core.errors import ComponentUnreachable, InjectionError
 from gameday.injectors.base import Injector, LoadControl, faults
 from gameday.load.protocol import LoadConfig
 from gameday.scenario.model import FaultSpec

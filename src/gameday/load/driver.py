@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import IO, Self
 
-from gameday.errors import ComponentMissing, ComponentUnreachable
+from gameday.core.errors import ComponentMissing, ComponentUnreachable
 from gameday.load.protocol import (
     EXIT_BAD_CONFIG,
     EXIT_LOCUST_MISSING,

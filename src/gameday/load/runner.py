@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gameday.core.redact import MaskingFormatter, remember_secret
 from gameday.load.protocol import (
     API_KEY_VARIABLE,
     EXIT_BAD_CONFIG,
@@ -31,7 +32,6 @@ from gameday.load.protocol import (
     parse_command,
 )
 from gameday.load.window import RequestError, Window, failure_message
-from gameday.redact import MaskingFormatter, remember_secret
 
 __all__ = ["main"]
 

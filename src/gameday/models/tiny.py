@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gameday.errors import UsageError
+from gameday.core.errors import UsageError
 from gameday.models.layout import CONFIG, GENERATION_CONFIG, INDEX, SINGLE_FILE, shard_name
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from gameday.engine.events import AlertChanged, EventBus
+from gameday.core.events import AlertChanged, EventBus
 
 __all__ = ["AlertPoller", "AlertSnapshot", "alertmanager_alerts", "prometheus_alerts"]
 

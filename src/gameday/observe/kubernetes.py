@@ -19,7 +19,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from gameday.engine.events import (
+from gameday.core.events import (
     DeploymentObserved,
     EndpointSliceObserved,
     Event,

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
+from gameday.core.registry import Registry
 from gameday.injectors.base import FaultContext
-from gameday.registry import Registry
 from gameday.runbooks.model import Action, Entry
 from gameday.targets.base import Target
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from gameday.engine.events import (
+from gameday.core.events import (
     AlertChanged,
     ComponentReady,
     Event,

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
-from gameday.errors import InputError
+from gameday.core.errors import InputError
 from gameday.reports.model import ExpectationResult, RunReport, ScenarioReport
 
 __all__ = [

@@ -7,7 +7,7 @@ import time
 from rich.console import Console
 from rich.markup import escape
 
-from gameday.engine.events import (
+from gameday.core.events import (
     AlertChanged,
     ApiRefused,
     ComponentReady,

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from gameday.engine.events import (
+from gameday.core.events import (
     AlertChanged,
     Event,
     ExpectationResolved,

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from gameday.redact import redact_known
+from gameday.core.redact import redact_known
 from gameday.reports.html import render_html, render_scenario_html
 from gameday.reports.model import RunReport, ScenarioReport
 

@@ -46,7 +46,12 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from gameday.errors import ComponentMissing, ComponentUnreachable, EnvironmentProblem, UsageError
+from gameday.core.errors import (
+    ComponentMissing,
+    ComponentUnreachable,
+    EnvironmentProblem,
+    UsageError,
+)
 from gameday.rules.loader import load_rule_file, write_rule_file
 from gameday.rules.model import Rule, RuleGroup
 

@@ -20,10 +20,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from gameday.errors import UsageError
-from gameday.inputs import UnreadableInput, read_input_text
+from gameday.core.errors import UsageError
+from gameday.core.inputs import UnreadableInput, read_input_text
+from gameday.core.yamlfile import YamlInputError, load_yaml_documents
 from gameday.rules.model import RuleError, RuleFile, RuleGroup
-from gameday.yamlfile import YamlInputError, load_yaml_documents
 
 __all__ = [
     "PROMETHEUS_RULE_API_GROUP",

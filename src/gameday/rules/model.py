@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from gameday.errors import InputError
+from gameday.core.errors import InputError
 from gameday.rules.durations import prometheus_duration_ms
 
 __all__ = [

@@ -18,8 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from gameday.errors import InputError, ScenarioIssue
-from gameday.inputs import read_input_text
+from gameday.core.errors import InputError, ScenarioIssue
+from gameday.core.inputs import read_input_text
+from gameday.core.yamlfile import YamlInputError, load_yaml_documents
 from gameday.runbooks.model import (
     Action,
     Catalog,
@@ -31,7 +32,6 @@ from gameday.runbooks.model import (
     Tier,
 )
 from gameday.scenario.loader import SourceMap
-from gameday.yamlfile import YamlInputError, load_yaml_documents
 
 __all__ = [
     "CATALOG_FILE",

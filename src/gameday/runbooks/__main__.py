@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from gameday.errors import GamedayError
+from gameday.core.errors import GamedayError
 from gameday.runbooks import SCHEMA_FILE, catalog_json_schema, load_catalog
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gameday.engine.events import (
+from gameday.core.events import (
     AlertChanged,
     ApiRefused,
     Event,
@@ -40,7 +40,7 @@ from gameday.engine.events import (
     ProcessExited,
     ScenarioStarted,
 )
-from gameday.engine.journal import read_events
+from gameday.core.journal import read_events
 from gameday.runbooks.model import (
     AlertFiring,
     ApiError,

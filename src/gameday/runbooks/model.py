@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from gameday.errors import UsageError
+from gameday.core.errors import UsageError
 from gameday.scenario.model import RUNBOOK_CODE_PATTERN
 from gameday.scenario.units import ByteSize, Duration, Regex
 

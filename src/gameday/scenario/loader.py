@@ -16,10 +16,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from gameday.errors import ScenarioError, ScenarioIssue
-from gameday.inputs import UnreadableInput, read_input_text
+from gameday.core.errors import ScenarioError, ScenarioIssue
+from gameday.core.inputs import UnreadableInput, read_input_text
+from gameday.core.yamlfile import YamlInputError, load_yaml_documents
 from gameday.scenario.model import API_VERSION, NAME_PATTERN, Catalog, Scenario, scenario_model
-from gameday.yamlfile import YamlInputError, load_yaml_documents
 
 __all__ = [
     "LoadedScenario",

@@ -1,5 +1,5 @@
 """``python -m gameday.sim``: the simulator's commands without the ``gameday`` entry point."""
 
-from gameday.sim.cli import app
+from gameday.cli.sim import app
 
 app(prog_name="python -m gameday.sim")

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from gameday.engine.events import EventBus
-from gameday.engine.journal import Journal
-from gameday.errors import UsageError
-from gameday.registry import Registry
+from gameday.core.errors import UsageError
+from gameday.core.events import EventBus
+from gameday.core.journal import Journal
+from gameday.core.registry import Registry
 from gameday.scenario.model import Requirement, TargetParams
 
 __all__ = ["Endpoints", "RuleOptions", "Target", "TargetContext", "targets"]
@@ -26,7 +26,7 @@ class Endpoints:
     extra: dict[str, str] = field(default_factory=dict)
     api_key: str | None = field(default=None, repr=False)
     """The bearer token the serving endpoint asks for (a server's ``--api-key``), which
-    the load sends; never written anywhere (see :mod:`gameday.redact`)."""
+    the load sends; never written anywhere (see :mod:`gameday.core.redact`)."""
 
     def placeholders(self) -> dict[str, str]:
         values = {"server": self.server, **self.extra}

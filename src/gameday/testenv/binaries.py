@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gameday.errors import ComponentMissing
+from gameday.core.errors import ComponentMissing
 
 __all__ = ["BINARIES", "ensure_binaries", "testenv_source"]
 

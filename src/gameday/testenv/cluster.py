@@ -32,15 +32,15 @@ from typing import Any, ClassVar
 
 import yaml
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import EventBus
-from gameday.engine.journal import Journal, outstanding_undos, revert_outstanding
-from gameday.engine.undo import RemoveTree, RevertFailed, UndoAction, register_undo
-from gameday.errors import ComponentUnreachable, UsageError
+from gameday.core.changes import ChangeSet
+from gameday.core.errors import ComponentUnreachable, UsageError
+from gameday.core.events import EventBus
+from gameday.core.journal import Journal, outstanding_undos, revert_outstanding
+from gameday.core.processes import free_port, spawn
+from gameday.core.undo import RemoveTree, RevertFailed, UndoAction, register_undo
 from gameday.rules import kubernetes_rule_files
 from gameday.targets.base import TargetContext
 from gameday.targets.local.monitoring import MonitoringStack
-from gameday.targets.local.processes import free_port, spawn
 from gameday.targets.local.spec import AlertmanagerSpec, PrometheusSpec
 from gameday.testenv.binaries import ensure_binaries, testenv_source
 

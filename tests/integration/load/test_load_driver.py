@@ -16,7 +16,7 @@ import pytest
 from loadtest_support import SampleLog, Simulator, free_port
 
 import gameday
-from gameday.errors import ComponentMissing, ComponentUnreachable
+from gameday.core.errors import ComponentMissing, ComponentUnreachable
 from gameday.load import LoadConfig, LoadDriver, LoadSample, ThinkTime
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gameday.core.errors import ScenarioError
 from gameday.engine.plan import check_plan, describe_plan
-from gameday.errors import ScenarioError
 from gameday.plugins import catalog, load_builtins
 from gameday.remedies.base import plan_remedy
 from gameday.runbooks import load_catalog

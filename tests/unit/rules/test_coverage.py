@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gameday.plugins import catalog
-from gameday.rules.coverage import (
+from gameday.coverage.alerts import (
     END_MARKER,
     START_MARKER,
     AlertUse,
@@ -24,6 +23,7 @@ from gameday.rules.coverage import (
     undefined_table,
     update_readme,
 )
+from gameday.plugins import catalog
 from gameday.scenario.loader import LoadedScenario, parse_scenario
 from gameday.scenario.model import Phase
 

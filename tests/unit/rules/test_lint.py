@@ -17,10 +17,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from gameday.cli import out as cli_out
-from gameday.errors import ComponentMissing, ComponentUnreachable, UsageError
+from gameday.cli.alerts import app as alerts_app
+from gameday.cli.common import out as cli_out
+from gameday.core.errors import ComponentMissing, ComponentUnreachable, UsageError
 from gameday.rules import RuleGroup, parse_rule_documents
-from gameday.rules.cli import app as alerts_app
 from gameday.rules.lint import (
     VLLM_RENAMES,
     ExpositionSource,

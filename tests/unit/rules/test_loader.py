@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gameday.errors import InputError
+from gameday.core.errors import InputError
 from gameday.rules import (
     Rule,
     RuleError,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from gameday.errors import UsageError
+from gameday.core.errors import UsageError
 from gameday.runbooks import (
     CATALOG_FILE,
     Catalog,

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from gameday import docblocks
-from gameday.plugins import catalog
-from gameday.runbooks import load_catalog
-from gameday.runbooks.coverage import (
+from gameday.core import docblocks
+from gameday.coverage.runbooks import (
     BLOCK,
     MAKE_TARGET,
     expected_block,
     runbook_coverage,
     update_readme,
 )
+from gameday.plugins import catalog
+from gameday.runbooks import load_catalog
 from gameday.scenario.loader import load_scenarios
 
 from .conftest import REPO

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gameday.engine.events import (
+from gameday.core.events import (
     AlertChanged,
     Event,
     FaultApplied,

@@ -27,7 +27,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field, model_validator
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import NAME_PATTERN, FaultSpec
 from gameday.targets.kubernetes.objects import resource_name

@@ -29,7 +29,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field, model_validator
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.injectors.kubernetes.workload import (
     MANAGED_BY,

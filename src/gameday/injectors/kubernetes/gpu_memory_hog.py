@@ -34,7 +34,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.injectors.kubernetes import gpu_memory_holder
 from gameday.injectors.kubernetes.workload import (

@@ -35,7 +35,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 from pydantic import Field, model_validator
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
 from gameday.scenario.units import ByteSize, format_bytes

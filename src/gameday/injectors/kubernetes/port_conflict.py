@@ -33,7 +33,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field, model_validator
 
-from gameday.errors import Aborted, InjectionError
+from gameday.core.errors import Aborted, InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import NAME_PATTERN, FaultSpec
 from gameday.targets.kubernetes.cluster import as_json

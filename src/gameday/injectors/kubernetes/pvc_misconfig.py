@@ -18,7 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import NAME_PATTERN, FaultSpec
 from gameday.scenario.units import ByteSize, format_bytes

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from gameday.engine.changes import ChangeSet
-from gameday.errors import Aborted, InjectionError
+from gameday.core.changes import ChangeSet
+from gameday.core.errors import Aborted, InjectionError
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.objects import MANAGED_BY
 from gameday.targets.kubernetes.target import KubernetesTarget

@@ -19,9 +19,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from gameday.engine.journal import process_start_time
-from gameday.engine.undo import RestoreFile
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
+from gameday.core.journal import process_start_time
+from gameday.core.undo import RestoreFile
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
 from gameday.targets.local.network import DnsAnswer, ServerNetwork, SignalProcess

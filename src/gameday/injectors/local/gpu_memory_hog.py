@@ -15,10 +15,10 @@ import sys
 
 from pydantic import Field, model_validator
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
+from gameday.core.processes import Spawned, spawn
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec, Requirement
-from gameday.targets.local.processes import Spawned, spawn
 from gameday.targets.local.target import LocalTarget
 
 __all__ = ["GpuMemoryHog", "GpuMemoryHogSpec"]

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import Field, JsonValue, model_validator
 
-from gameday.engine.undo import RestoreFile
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
+from gameday.core.undo import RestoreFile
 from gameday.injectors.base import Injector, faults
 from gameday.injectors.local.model_missing import model_dir_of, saved_path
 from gameday.models.layout import CONFIG

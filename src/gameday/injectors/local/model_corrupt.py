@@ -33,8 +33,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gameday.engine.undo import RestoreFile
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
+from gameday.core.undo import RestoreFile
 from gameday.injectors.base import Injector, faults
 from gameday.injectors.local.model_missing import (
     ModelFileSpec,

@@ -29,8 +29,8 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import field_validator
 
-from gameday.engine.undo import RestoreFile
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
+from gameday.core.undo import RestoreFile
 from gameday.injectors.base import Injector, faults
 from gameday.models.layout import INDEX, weight_files
 from gameday.scenario.model import FaultSpec

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from gameday.core.cgroup import CgroupBusy, RestoreCgroupFile
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
 from gameday.scenario.units import ByteSize, format_bytes
-from gameday.targets.local.cgroup import CgroupBusy, RestoreCgroupFile
 from gameday.targets.local.target import LocalTarget
 
 __all__ = ["OomKill", "OomKillSpec"]

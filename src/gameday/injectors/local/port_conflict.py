@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
+from gameday.core.processes import Spawned, spawn
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
-from gameday.targets.local.processes import Spawned, spawn
 from gameday.targets.local.target import LocalTarget
 
 __all__ = ["PortConflict", "PortConflictSpec"]

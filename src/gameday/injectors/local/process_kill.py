@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
 from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
 from gameday.scenario.units import Duration

@@ -19,7 +19,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
 from gameday.injectors.kubernetes.oom_kill import (
     binary_quantity,
     memory_parts,

@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.utils import parse_quantity as _parse_quantity
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
 from gameday.remedies.base import Remedy, remedies
 from gameday.runbooks.model import RaiseQuota
 from gameday.targets.kubernetes.target import KubernetesTarget

@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
 from gameday.remedies.base import Remedy, remedies
 from gameday.runbooks.model import RolloutUndo
 from gameday.targets.kubernetes.cluster import as_json

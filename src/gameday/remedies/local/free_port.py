@@ -15,7 +15,7 @@ import signal
 import time
 from pathlib import Path
 
-from gameday.errors import InjectionError
+from gameday.core.errors import InjectionError
 from gameday.remedies.base import Remedy, remedies
 from gameday.runbooks.model import FreePort
 from gameday.targets.local.target import LocalTarget

@@ -12,10 +12,10 @@ the step (a fault's): reverting a fix on the way out must not break the server a
 
 from __future__ import annotations
 
+from gameday.core.cgroup import RestoreCgroupFile
 from gameday.remedies.base import Remedy, remedies
 from gameday.runbooks.model import RaiseMemoryLimit
 from gameday.scenario.units import format_bytes
-from gameday.targets.local.cgroup import RestoreCgroupFile
 from gameday.targets.local.target import LocalTarget
 
 __all__ = ["RaiseMemoryLimitRemedy"]

@@ -15,10 +15,10 @@ from kubernetes import client
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.kube_config import KubeConfigLoader
 
-from gameday.errors import ComponentUnreachable, InputError
-from gameday.inputs import read_input_text
-from gameday.redact import remember_secret, remember_secrets_in
-from gameday.yamlfile import load_yaml_documents
+from gameday.core.errors import ComponentUnreachable, InputError
+from gameday.core.inputs import read_input_text
+from gameday.core.redact import remember_secret, remember_secrets_in
+from gameday.core.yamlfile import load_yaml_documents
 
 __all__ = [
     "api_client",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from gameday.engine.undo import RevertFailed, UndoAction, register_undo
+from gameday.core.undo import RevertFailed, UndoAction, register_undo
 from gameday.targets.kubernetes.cluster import api_client, object_path, rest
 
 __all__ = [

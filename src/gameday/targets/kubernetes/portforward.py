@@ -44,15 +44,15 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward
 from urllib3.exceptions import HTTPError
 
-from gameday.engine.events import ComponentReady, EventBus, Note
-from gameday.errors import ComponentUnreachable, UsageError
+from gameday.core.errors import ComponentUnreachable, UsageError
+from gameday.core.events import ComponentReady, EventBus, Note
+from gameday.core.processes import free_port
 from gameday.targets.base import Endpoints
 from gameday.targets.kubernetes.spec import (
     KubernetesTargetSpec,
     MonitoringServiceSpec,
     PortRef,
 )
-from gameday.targets.local.processes import free_port
 
 __all__ = [
     "PodPort",

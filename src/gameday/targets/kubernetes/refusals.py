@@ -1,7 +1,7 @@
 """Requests the API server refuses, as events; who is asking; asking as someone else.
 
 The faults that make the API server say no (crd-schema-drift, rbac-denied) report the
-refusal as an :class:`~gameday.engine.events.ApiRefused` with the API server's own
+refusal as an :class:`~gameday.core.events.ApiRefused` with the API server's own
 status and message, and the user name it authenticated. Credentials never leave memory.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from gameday.engine.events import ApiRefused
+from gameday.core.events import ApiRefused
 from gameday.targets.kubernetes.objects import resource_name
 
 __all__ = ["as_bearer", "refusal", "whoami"]

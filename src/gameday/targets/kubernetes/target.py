@@ -17,7 +17,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from gameday.errors import ComponentUnreachable, InjectionError, UsageError
+from gameday.core.errors import ComponentUnreachable, InjectionError, UsageError
 from gameday.observe.kubernetes import ClusterWatch
 from gameday.scenario.model import TargetParams
 from gameday.targets.base import Endpoints, Target, TargetContext, targets

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import httpx
 
-from gameday.engine.changes import ChangeSet
-from gameday.errors import Aborted, ComponentMissing, ComponentUnreachable
+from gameday.core.changes import ChangeSet
+from gameday.core.errors import Aborted, ComponentMissing, ComponentUnreachable
+from gameday.core.processes import Spawned, spawn
 from gameday.rules import bundled_rule_files, compress, load_rule_file, write_rule_file
 from gameday.rules.model import RuleError, RuleGroup
 from gameday.targets.base import TargetContext
-from gameday.targets.local.processes import Spawned, spawn
 from gameday.targets.local.spec import AlertmanagerSpec, PrometheusSpec
 
 __all__ = ["MonitoringStack", "RulesPrepared", "find_binary", "prepare_rules"]

@@ -29,12 +29,12 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.journal import process_start_time
-from gameday.engine.undo import RemoveTree, RevertFailed, UndoAction, register_undo
-from gameday.errors import ComponentMissing, ComponentUnreachable, PermissionProblem
+from gameday.core.changes import ChangeSet
+from gameday.core.errors import ComponentMissing, ComponentUnreachable, PermissionProblem
+from gameday.core.journal import process_start_time
+from gameday.core.processes import Spawned, spawn
+from gameday.core.undo import RemoveTree, RevertFailed, UndoAction, register_undo
 from gameday.scenario.model import StrictModel
-from gameday.targets.local.processes import Spawned, spawn
 
 __all__ = [
     "DeleteLink",

@@ -25,13 +25,13 @@ from typing import IO, Literal
 
 import httpx
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import LogLine, Note, ProcessBackoff, ProcessExited, ProcessStarted
-from gameday.errors import Aborted, ComponentUnreachable
-from gameday.redact import redact_text
+from gameday.core.cgroup import MemoryCgroup
+from gameday.core.changes import ChangeSet
+from gameday.core.errors import Aborted, ComponentUnreachable
+from gameday.core.events import LogLine, Note, ProcessBackoff, ProcessExited, ProcessStarted
+from gameday.core.processes import Spawned, spawn
+from gameday.core.redact import redact_text
 from gameday.targets.base import TargetContext
-from gameday.targets.local.cgroup import MemoryCgroup
-from gameday.targets.local.processes import Spawned, spawn
 
 __all__ = ["BackoffPolicy", "ContainerState", "Supervisor"]
 

@@ -9,26 +9,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.events import ComponentReady, Note, RulesLoaded
-from gameday.engine.undo import RemoveTree
-from gameday.errors import ComponentUnreachable, InjectionError, UsageError
-from gameday.observe.nvml import DcgmCollector, nvml_device_count
-from gameday.scenario.model import Requirement, TargetParams
-from gameday.targets.base import Endpoints, RuleOptions, Target, TargetContext, targets
-from gameday.targets.local.cgroup import MemoryCgroup, RemoveCgroup, memory_cgroup_support
-from gameday.targets.local.engines import Engine, EngineLaunch, engines
-from gameday.targets.local.engines.vllm import VllmEngine
-from gameday.targets.local.exporter import ContainerStateCollector, MetricsExporter
-from gameday.targets.local.monitoring import MonitoringStack, rule_problems
-from gameday.targets.local.network import ServerNetwork
-from gameday.targets.local.processes import (
+from gameday.core.cgroup import MemoryCgroup, RemoveCgroup, memory_cgroup_support
+from gameday.core.changes import ChangeSet
+from gameday.core.errors import ComponentUnreachable, InjectionError, UsageError
+from gameday.core.events import ComponentReady, Note, RulesLoaded
+from gameday.core.processes import (
     free_port,
     port_is_free,
     private_shm,
     private_shm_support,
     spawn,
 )
+from gameday.core.undo import RemoveTree
+from gameday.observe.nvml import DcgmCollector, nvml_device_count
+from gameday.scenario.model import Requirement, TargetParams
+from gameday.targets.base import Endpoints, RuleOptions, Target, TargetContext, targets
+from gameday.targets.local.engines import Engine, EngineLaunch, engines
+from gameday.targets.local.engines.vllm import VllmEngine
+from gameday.targets.local.exporter import ContainerStateCollector, MetricsExporter
+from gameday.targets.local.monitoring import MonitoringStack, rule_problems
+from gameday.targets.local.network import ServerNetwork
 from gameday.targets.local.spec import LocalTargetSpec
 from gameday.targets.local.supervisor import BackoffPolicy, ContainerState, Supervisor
 

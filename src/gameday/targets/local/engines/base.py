@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from gameday.registry import Registry
+from gameday.core.registry import Registry
 
 if TYPE_CHECKING:
     from gameday.targets.local.spec import ServerSpec

@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gameday.errors import ComponentMissing
+from gameday.core.errors import ComponentMissing
 from gameday.targets.local.engines.base import Engine, EngineLaunch, EngineStatus, engines
 
 if TYPE_CHECKING:

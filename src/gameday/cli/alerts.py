@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gameday.errors import ExitCode, UsageError
+from gameday.core.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -96,7 +96,7 @@ def lint(
     Exit codes: 0 every rule can fire, 1 some rule can never fire, 2 invalid
     input (a rule file, a URL), 3 a target cannot be reached (or promtool is
     missing under CI=true)."""
-    from gameday.cli import _duration, _error, _guard, err, out
+    from gameday.cli.common import err, guarded, out, parse_duration_option, print_error
     from gameday.rules.lint import (
         Source,
         connect,
@@ -108,19 +108,19 @@ def lint(
     from gameday.rules.loader import rule_files_in
 
     if not target and not metrics_file:
-        _error("give at least one --target URL or --metrics-file FILE")
+        print_error("give at least one --target URL or --metrics-file FILE")
         raise typer.Exit(ExitCode.INVALID)
     extra = scrape_label or []
-    lookback_s = _guard(lambda: _duration("--lookback", lookback))
-    loaded = _guard(lambda: load_rules(rule_files_in(rules)))
-    promtool = _guard(find_promtool)
+    lookback_s = guarded(lambda: parse_duration_option("--lookback", lookback))
+    loaded = guarded(lambda: load_rules(rule_files_in(rules)))
+    promtool = guarded(find_promtool)
 
     def sources() -> list[Source]:
         found = [connect(url, lookback_s=lookback_s, target_labels=extra) for url in target or []]
         return found + [read_metrics_file(file, extra) for file in metrics_file or []]
 
-    targets = _guard(sources)
-    report = _guard(lambda: lint(loaded, targets, promtool=promtool, target_labels=extra))
+    targets = guarded(sources)
+    report = guarded(lambda: lint(loaded, targets, promtool=promtool, target_labels=extra))
     if output_format is OutputFormat.json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
     else:
@@ -172,8 +172,8 @@ def _print_table(report: LintReport, out: Console, err: Console, verbose: bool) 
 
 def _classify(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """Split paths into scenario files and rule files by what each file declares."""
-    from gameday.inputs import read_input_text
-    from gameday.yamlfile import load_yaml_documents
+    from gameday.core.inputs import read_input_text
+    from gameday.core.yamlfile import load_yaml_documents
 
     scenarios: list[Path] = []
     rules: list[Path] = []
@@ -220,8 +220,8 @@ def coverage(
 
     Exit codes: 0 every expected alert exists, 1 some scenario expects an alert no rule
     file defines, 2 invalid input."""
-    from gameday.cli import _error, _guard, out
-    from gameday.rules.coverage import (
+    from gameday.cli.common import guarded, out, print_error
+    from gameday.coverage.alerts import (
         coverage_markdown,
         coverage_table,
         load_coverage,
@@ -229,11 +229,11 @@ def coverage(
         undefined_table,
     )
 
-    scenarios, rules = _guard(lambda: _classify(paths))
+    scenarios, rules = guarded(lambda: _classify(paths))
     if not scenarios:
-        _error("no scenario files among the paths")
+        print_error("no scenario files among the paths")
         raise typer.Exit(ExitCode.INVALID)
-    result = _guard(lambda: load_coverage(scenarios, rules or None))
+    result = guarded(lambda: load_coverage(scenarios, rules or None))
     here = Path.cwd()
     text = coverage_markdown(result, relative_to=here)
     if markdown is not None and str(markdown) == "-":

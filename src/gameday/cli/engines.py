@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gameday.errors import GamedayError, UsageError
+from gameday.core.errors import GamedayError, UsageError
 from gameday.targets.local.engines import engines
 
 __all__ = ["app"]

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ClassVar
 
-from gameday.engine.changes import ChangeSet
-from gameday.engine.undo import UndoAction, register_undo
+from gameday.core.changes import ChangeSet
+from gameday.core.undo import UndoAction, register_undo
 
 __all__ = [
     "TOKEN_VARIABLE",

@@ -15,7 +15,7 @@ scenarios against the alerting rules of the rule files:
 between ``<!-- coverage:start -->`` and ``<!-- coverage:end -->``), ``coverage_table``,
 ``scenario_table`` and ``undefined_table`` for a terminal.
 
-    python -m gameday.rules.coverage --update-readme README.md
+    python -m gameday.coverage.alerts --update-readme README.md
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import Literal
 
 from rich.table import Table
 
-from gameday import docblocks
 from gameday.assertions.alert import AlertParams
-from gameday.errors import InputError
+from gameday.core import docblocks
+from gameday.core.errors import InputError
 from gameday.rules.loader import load_rule_file
 from gameday.rules.model import RuleGroup
 from gameday.scenario.loader import LoadedScenario, load_scenarios
@@ -542,9 +542,9 @@ def update_readme(readme: Path) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gameday.rules.coverage``: print the Markdown, or update a README."""
+    """``python -m gameday.coverage.alerts``: print the Markdown, or update a README."""
     parser = argparse.ArgumentParser(
-        prog="python -m gameday.rules.coverage",
+        prog="python -m gameday.coverage.alerts",
         description="Alert coverage of the bundled scenarios against the bundled rules.",
     )
     parser.add_argument(

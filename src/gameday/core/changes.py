@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from gameday.engine.journal import Journal
-from gameday.engine.undo import RevertFailed, UndoAction
+from gameday.core.journal import Journal
+from gameday.core.undo import RevertFailed, UndoAction
 
 __all__ = ["ChangeSet"]
 

@@ -34,7 +34,7 @@ def up(
     ] = True,
 ) -> None:
     """Start the tier; the last line printed is `export KUBECONFIG=<path>`."""
-    from gameday.cli import _guard, err, out
+    from gameday.cli.common import err, guarded, out
     from gameday.testenv.cluster import KwokEnv, KwokEnvConfig
 
     env = KwokEnv(
@@ -47,7 +47,7 @@ def up(
         )
     )
     started = time.monotonic()
-    info = _guard(env.up)
+    info = guarded(env.up)
     err.print(
         f"kwok tier {name!r} up in {time.monotonic() - started:.1f}s: {len(info.nodes)} nodes"
     )
@@ -65,10 +65,10 @@ def up(
 @app.command()
 def down(name: Name = "gameday") -> None:
     """Stop every process of the tier and remove its files."""
-    from gameday.cli import _guard, out
+    from gameday.cli.common import guarded, out
     from gameday.testenv.cluster import KwokEnv, KwokEnvConfig
 
-    done = _guard(KwokEnv(KwokEnvConfig(name=name)).down)
+    done = guarded(KwokEnv(KwokEnvConfig(name=name)).down)
     for line in done:
         out.print(f"  {line}")
     out.print(f"kwok tier {name!r} is down" if done else f"kwok tier {name!r} was not up")
@@ -77,11 +77,11 @@ def down(name: Name = "gameday") -> None:
 @app.command()
 def status(name: Name = "gameday") -> None:
     """Say whether the tier is up, and where to reach it."""
-    from gameday.cli import _guard, out
+    from gameday.cli.common import guarded, out
     from gameday.testenv.cluster import KwokEnv, KwokEnvConfig
 
     env = KwokEnv(KwokEnvConfig(name=name))
     if not env.is_up():
         out.print(f"kwok tier {name!r} is not up")
         raise typer.Exit(1)
-    out.print_json(data=_guard(env.info).__dict__)
+    out.print_json(data=guarded(env.info).__dict__)

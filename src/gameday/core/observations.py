@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from gameday.engine.events import (
+from gameday.core.events import (
     AlertChanged,
     DeploymentObserved,
     EndpointSliceObserved,

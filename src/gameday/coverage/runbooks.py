@@ -1,7 +1,7 @@
 """Runbook coverage: per catalog code, where it can be reproduced, which bundled scenarios
 reproduce it, whether they assert its diagnosis and whether its remedy is verified.
 
-``python -m gameday.runbooks.coverage --update-readme README.md`` rewrites the block
+``python -m gameday.coverage.runbooks --update-readme README.md`` rewrites the block
 between ``<!-- runbook-coverage:start -->`` and ``<!-- runbook-coverage:end -->`` (``make
 coverage-doc``); a unit test fails when the README's block is stale. "Verified remedy"
 means a bundled scenario runs the code's remedy, and the end-to-end tests run that
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gameday import docblocks
-from gameday.errors import InputError
+from gameday.core import docblocks
+from gameday.core.errors import InputError
 from gameday.runbooks import load_catalog
 from gameday.runbooks.model import Catalog, Tier
 from gameday.scenario.loader import LoadedScenario, load_scenarios
@@ -105,7 +105,7 @@ def update_readme(readme: Path) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m gameday.runbooks.coverage",
+        prog="python -m gameday.coverage.runbooks",
         description="Runbook coverage of the bundled scenarios.",
     )
     parser.add_argument("--update-readme", type=Path, metavar="README")

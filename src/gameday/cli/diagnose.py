@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gameday.errors import ExitCode
+from gameday.core.errors import ExitCode
 
 if TYPE_CHECKING:
     from gameday.runbooks.diagnose import Confusion

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from gameday.errors import InputError
+from gameday.core.errors import InputError
 
 __all__ = ["DocBlockError", "block", "markers", "replace_block", "update_file"]
 

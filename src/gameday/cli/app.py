@@ -19,25 +19,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from gameday import __version__
-from gameday.errors import ExitCode, GamedayError, UsageError
-from gameday.models.cli import app as model_app
-from gameday.redact import MaskingFormatter
-from gameday.rules.cli import OutputFormat
-from gameday.rules.cli import app as alerts_app
-from gameday.runbooks.cli import diagnose
-from gameday.sim.cli import app as sim_app
+from gameday.cli.alerts import OutputFormat
+from gameday.cli.alerts import app as alerts_app
+from gameday.cli.common import err, guarded, out, parse_duration_option, print_error
+from gameday.cli.diagnose import diagnose
+from gameday.cli.engines import app as engines_app
+from gameday.cli.model import app as model_app
+from gameday.cli.sim import app as sim_app
+from gameday.cli.testenv import app as testenv_app
+from gameday.core.errors import ExitCode, GamedayError, UsageError
+from gameday.core.redact import MaskingFormatter
 from gameday.targets.base import RuleOptions
-from gameday.targets.local.engines.cli import app as engines_app
-from gameday.testenv.cli import app as testenv_app
 
 if TYPE_CHECKING:
-    from gameday.engine.journal import PendingUndo
+    from gameday.core.journal import PendingUndo
     from gameday.scenario.loader import LoadedScenario
     from gameday.scenario.model import Scenario
 
@@ -64,36 +64,6 @@ app.add_typer(engines_app, name="engines")
 app.add_typer(testenv_app, name="testenv")
 app.add_typer(alerts_app, name="alerts")
 app.command()(diagnose)
-
-out = Console(highlight=False, soft_wrap=True)
-if not out.is_terminal:
-    # in a pipe a table row stays one line: grep finds a code, cut finds a column
-    out.width = 100_000
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _error(message: str) -> None:
-    """One ``error:`` line on stderr; the message is text, never read as rich markup."""
-    err.print(Text.assemble(("error:", "bold red"), f" {message}"))
-
-
-def _guard(action: Callable[[], T]) -> T:
-    """Turn our errors into one line on stderr and the documented exit code."""
-    try:
-        return action()
-    except GamedayError as error:
-        for line in str(error).splitlines() or [type(error).__name__]:
-            _error(line)
-        raise typer.Exit(error.exit_code) from None
-
-
-def _duration(option: str, value: str) -> float:
-    from gameday.scenario.units import parse_duration
-
-    try:
-        return parse_duration(value)
-    except (TypeError, ValueError) as error:
-        raise UsageError(f"{option}: {error}") from None
 
 
 def _preflight(loaded: list[LoadedScenario], kube_context: str | None) -> None:
@@ -261,29 +231,29 @@ def run(
     from gameday.rules.loader import rule_files_in
     from gameday.scenario.loader import load_scenarios
 
-    pause = _guard(lambda: _duration("--cooldown", cooldown))
+    pause = guarded(lambda: parse_duration_option("--cooldown", cooldown))
     if time_compression is not None and not math.isfinite(time_compression):
-        _error(f"--time-compression must be a finite number >= 1, not {time_compression}")
+        print_error(f"--time-compression must be a finite number >= 1, not {time_compression}")
         raise typer.Exit(ExitCode.INVALID)
-    loaded = _guard(lambda: load_scenarios(_paths(paths), catalog()))
-    rule_files = _guard(lambda: rule_files_in(_paths(rules or [])))
+    loaded = guarded(lambda: load_scenarios(_paths(paths), catalog()))
+    rule_files = guarded(lambda: rule_files_in(_paths(rules or [])))
     options = RuleOptions(tuple(rule_files), bundled_rules, time_compression)
     if options != RuleOptions():
-        loaded = _guard(lambda: [_with_rules(item, options) for item in loaded])
+        loaded = guarded(lambda: [_with_rules(item, options) for item in loaded])
     if engine is not None:
-        loaded = _guard(lambda: [_with_engine(item, engine) for item in loaded])
+        loaded = guarded(lambda: [_with_engine(item, engine) for item in loaded])
     if dry_run:
         from gameday.engine.plan import describe_plan
 
-        plan = _guard(lambda: describe_plan(loaded))
+        plan = guarded(lambda: describe_plan(loaded))
         out.print(plan, markup=False)  # patterns' [..] are text
         raise typer.Exit(ExitCode.PASSED)
     from gameday.engine.plan import check_plan
 
-    _guard(lambda: check_plan(loaded))  # as validate does: nothing runs with a plan issue
-    _guard(lambda: _preflight(loaded, context))
+    guarded(lambda: check_plan(loaded))  # as validate does: nothing runs with a plan issue
+    guarded(lambda: _preflight(loaded, context))
     if report_dir.exists() and not report_dir.is_dir():
-        _error(f"--report-dir {report_dir} is a file, not a folder")
+        print_error(f"--report-dir {report_dir} is a file, not a folder")
         raise typer.Exit(ExitCode.INVALID)
     builder = ReportBuilder()
     view = LiveView(err) if live and err.is_terminal else None
@@ -300,7 +270,7 @@ def run(
         handlers=[ConsoleView(err, verbose), builder, *([view] if view else [])],
     )
     with view or contextlib.nullcontext():
-        result = _guard(gameday.run)
+        result = guarded(gameday.run)
     written = write_reports(builder.report, result.run_dir)
     err.print(f"journal: {result.run_dir / 'journal.jsonl'}")
     out.print(f"report: {written['report.html']}")
@@ -316,8 +286,8 @@ def validate(
     from gameday.plugins import catalog
     from gameday.scenario.loader import load_scenarios
 
-    loaded = _guard(lambda: load_scenarios(_paths(paths), catalog()))
-    _guard(lambda: check_plan(loaded))
+    loaded = guarded(lambda: load_scenarios(_paths(paths), catalog()))
+    guarded(lambda: check_plan(loaded))
     for item in loaded:
         out.print(f"{item.path}: ok ({item.scenario.name})")
 
@@ -339,7 +309,7 @@ def schema(
         try:
             output.write_text(text)
         except OSError as error:
-            _error(f"cannot write {output}: {error.strerror or error}")
+            print_error(f"cannot write {output}: {error.strerror or error}")
             raise typer.Exit(ExitCode.INVALID) from None
         err.print(f"wrote {output}")
 
@@ -372,7 +342,7 @@ def list_(
     if runbooks:
         what = "runbooks"
     if what is not None and what not in _LISTS:
-        _error(f"unknown list {what!r}; choose one of {', '.join(_LISTS)}")
+        print_error(f"unknown list {what!r}; choose one of {', '.join(_LISTS)}")
         raise typer.Exit(ExitCode.INVALID)
     chosen = {name: _LISTS[name](scenario_dir) for name in ([what] if what else _LISTS)}
     if output_format is OutputFormat.json:
@@ -518,14 +488,14 @@ def cleanup(
     own, newest first: one that cannot be read (another version's, a plugin's not
     installed here) or whose revert fails is named, and every other one is still
     reverted. Exit 0: nothing is left; 1: something is left (listed at the end)."""
-    from gameday.engine.journal import active_runs, outstanding_undos, revert_outstanding
+    from gameday.core.journal import active_runs, outstanding_undos, revert_outstanding
     from gameday.plugins import load_builtins
 
     load_builtins()  # registers the undo kinds
     candidates: list[tuple[str, Path, Path | None]] = []
     if journal is not None:
         if not journal.is_file():
-            _error(f"no such journal: {journal}")
+            print_error(f"no such journal: {journal}")
             raise typer.Exit(ExitCode.INVALID)
         candidates.append((journal.parent.name, journal, None))
     else:
@@ -570,7 +540,7 @@ def cleanup(
 
 def _undo_label(undo: PendingUndo) -> str:
     """``[undo u3 kill-processes, local/process-kill fault/kill]``: which record, in words."""
-    from gameday.engine.undo import UnreadableUndo
+    from gameday.core.undo import UnreadableUndo
 
     action = undo.action
     kind = action.recorded_kind if isinstance(action, UnreadableUndo) else action.kind
@@ -589,21 +559,23 @@ def report(
     """Rebuild a run's reports from its journal.
 
     Writes report.json, junit.xml, summary.md and report.html."""
-    from gameday.engine.journal import read_events
+    from gameday.core.journal import read_events
     from gameday.reports import build_report, write_reports
 
     if not journal.is_file():
-        _error(f"no such journal: {journal}")
+        print_error(f"no such journal: {journal}")
         raise typer.Exit(ExitCode.INVALID)
-    events = _guard(lambda: read_events(journal))
+    events = guarded(lambda: read_events(journal))
     if not events:
-        _error(f"{journal}: not a gameday journal (no event in it)")
+        print_error(f"{journal}: not a gameday journal (no event in it)")
         raise typer.Exit(ExitCode.INVALID)
     built = build_report(events)
     try:
         written = write_reports(built, output or journal.parent)
     except OSError as error:
-        _error(f"cannot write the reports to {output or journal.parent}: {error.strerror or error}")
+        print_error(
+            f"cannot write the reports to {output or journal.parent}: {error.strerror or error}"
+        )
         raise typer.Exit(ExitCode.INVALID) from None
     out.print(f"report: {written['report.html']}")
 
@@ -667,7 +639,7 @@ def compare(
         load_report,
     )
 
-    before, after = _guard(lambda: (load_report(old), load_report(new)))
+    before, after = guarded(lambda: (load_report(old), load_report(new)))
     tolerances = Tolerances(seconds=tolerance_seconds, ratio=tolerance_ratio, score=score_tolerance)
     comparison = compare_reports(before, after, tolerances)
     text = comparison_markdown(comparison)
@@ -680,7 +652,7 @@ def compare(
             try:
                 markdown.write_text(text, encoding="utf-8")
             except OSError as error:
-                _error(f"cannot write {markdown}: {error.strerror or error}")
+                print_error(f"cannot write {markdown}: {error.strerror or error}")
                 raise typer.Exit(ExitCode.INVALID) from None
     regressed = bool(comparison.regressions)
     verdict = Text.assemble(
@@ -723,8 +695,10 @@ def _last_word(error: Exception) -> int:
         ctx = getattr(error, "ctx", None)
         command = getattr(ctx, "command_path", None) or "gameday"
         message = " ".join(str(format_message()).split())
-        _error(f"{command}: {message} (see {command} --help)")
+        print_error(f"{command}: {message} (see {command} --help)")
         return exit_code
     # a bug: said in one line; GAMEDAY_DEBUG=1 shows where
-    _error(f"internal error: {type(error).__name__}: {error} (GAMEDAY_DEBUG=1 for the traceback)")
+    print_error(
+        f"internal error: {type(error).__name__}: {error} (GAMEDAY_DEBUG=1 for the traceback)"
+    )
     return ExitCode.ENVIRONMENT

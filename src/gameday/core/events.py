@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from gameday.redact import redact
+from gameday.core.redact import redact
 
 __all__ = [
     "AlertChanged",

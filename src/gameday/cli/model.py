@@ -79,11 +79,11 @@ def make_tiny_command(
         int, typer.Option(help="Seed of the random weights: the same seed, the same bytes.")
     ] = 0,
 ) -> None:
-    from gameday.cli import _guard, out
+    from gameday.cli.common import guarded, out
     from gameday.models.layout import weight_files
     from gameday.models.tiny import make_tiny
 
-    path = _guard(
+    path = guarded(
         lambda: make_tiny(
             directory, shards=shards, name=name, max_model_len=max_model_len, seed=seed
         )
@@ -108,7 +108,7 @@ def check(
 ) -> None:
     import threading
 
-    from gameday.cli import err, out
+    from gameday.cli.common import err, out
     from gameday.sim.logs import exception_line
     from gameday.sim.model import load_weights, read_model_dir, settle_max_model_len
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from gameday.engine.undo import RevertFailed, UndoAction, register_undo
-from gameday.errors import PermissionProblem
+from gameday.core.errors import PermissionProblem
+from gameday.core.undo import RevertFailed, UndoAction, register_undo
 
 __all__ = [
     "CgroupBusy",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gameday.errors import InputError
+from gameday.core.errors import InputError
 
 __all__ = ["MAX_INPUT_BYTES", "UnreadableInput", "read_input_text"]
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from gameday.registry import Registry
+from gameday.core.registry import Registry
 
 __all__ = [
     "RemoveTree",

@@ -28,11 +28,11 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from gameday.engine.events import Event, event_from_record
-from gameday.engine.undo import RevertFailed, UndoAction, UnreadableUndo, undo_action_from_record
-from gameday.errors import InputError
-from gameday.redact import redact
-from gameday.registry import UnknownName
+from gameday.core.errors import InputError
+from gameday.core.events import Event, event_from_record
+from gameday.core.redact import redact
+from gameday.core.registry import UnknownName
+from gameday.core.undo import RevertFailed, UndoAction, UnreadableUndo, undo_action_from_record
 
 __all__ = [
     "ActiveRun",

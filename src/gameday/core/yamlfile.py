@@ -31,7 +31,7 @@ from ruamel.yaml.events import (
     ScalarEvent,
 )
 
-from gameday.errors import InputError
+from gameday.core.errors import InputError
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "YamlInputError", "load_yaml_documents"]
 

@@ -1,0 +1,47 @@
+"""What every ``gameday`` subcommand shares: the two consoles, the one-line error, and the
+guard that turns the project's errors into that line and their exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from gameday.core.errors import GamedayError, UsageError
+
+__all__ = ["err", "guarded", "out", "parse_duration_option", "print_error"]
+
+T = TypeVar("T")
+
+out = Console(highlight=False, soft_wrap=True)
+if not out.is_terminal:
+    # in a pipe a table row stays one line: grep finds a code, cut finds a column
+    out.width = 100_000
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_error(message: str) -> None:
+    """One ``error:`` line on stderr; the message is text, never read as rich markup."""
+    err.print(Text.assemble(("error:", "bold red"), f" {message}"))
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Turn our errors into one line on stderr and the documented exit code."""
+    try:
+        return action()
+    except GamedayError as error:
+        for line in str(error).splitlines() or [type(error).__name__]:
+            print_error(line)
+        raise typer.Exit(error.exit_code) from None
+
+
+def parse_duration_option(option: str, value: str) -> float:
+    from gameday.scenario.units import parse_duration
+
+    try:
+        return parse_duration(value)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"{option}: {error}") from None

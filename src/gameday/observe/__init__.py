@@ -1,0 +1,1 @@
+"""Observers that turn what a target shows (alerts, Kubernetes objects, GPUs) into events."""
