@@ -39,6 +39,7 @@ demo: deps venv
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy
@@ -107,5 +108,5 @@ clean:
 # the alert coverage table in README.md (between <!-- coverage:start --> and <!-- coverage:end -->)
 .PHONY: coverage-doc
 coverage-doc: venv
-	$(BIN)/python -m gameday.rules.coverage --update-readme README.md
-	$(BIN)/python -m gameday.runbooks.coverage --update-readme README.md
+	$(BIN)/python -m gameday.coverage.alerts --update-readme README.md
+	$(BIN)/python -m gameday.coverage.runbooks --update-readme README.md
