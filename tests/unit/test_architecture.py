@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grimp
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,3 +61,50 @@ def test_an_upward_import_breaks_a_contract(
     assert result.returncode == 1, result.stdout + result.stderr
     assert "BROKEN" in result.stdout
     assert broken in result.stdout
+
+
+def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """The import cycles (strongly connected sets of more than one module), counting every
+    import: at module level, in a function, and under ``TYPE_CHECKING``."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's algorithm
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            members = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                members.append(member)
+                if member == module:
+                    break
+            if len(members) > 1:
+                found.append(sorted(members))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    assert _cycles(grimp.build_graph("gameday")) == []
+
+
+def test_a_cycle_is_found_when_there_is_one() -> None:
+    graph = grimp.build_graph("gameday")
+    graph.add_import(importer="gameday.core.events", imported="gameday.engine.runner")
+    (cycle,) = _cycles(graph)
+    assert "gameday.core.events" in cycle and "gameday.engine.runner" in cycle

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from gameday.core.changes import ChangeSet
-from gameday.core.events import ComponentReady, LoadSampled
+from gameday.core.events import ComponentReady, Event, LoadSampled
 from gameday.core.processes import TOKEN_VARIABLE, KillProcesses
 from gameday.load import LoadConfig, LoadDriver, LoadSample
 from gameday.load.protocol import API_KEY_VARIABLE
-
-if TYPE_CHECKING:
-    from gameday.engine.runner import ScenarioRun
+from gameday.scenario.model import LoadSpec
 
 __all__ = ["sample_event", "start_load"]
 
@@ -24,28 +22,33 @@ def sample_event(scenario: str, sample: LoadSample) -> LoadSampled:
 
 
 def start_load(
-    run: ScenarioRun, server: str, changes: ChangeSet, *, api_key: str | None = None
+    spec: LoadSpec,
+    scenario: str,
+    emit: Callable[[Event], None],
+    server: str,
+    changes: ChangeSet,
+    *,
+    api_key: str | None = None,
 ) -> LoadDriver:
-    """Start Locust against ``server``; its process is journaled so cleanup can stop it.
+    """Start Locust against ``server`` for ``scenario``, its samples emitted as events; its
+    process is journaled (in ``changes``) so cleanup can stop it.
 
     Stop it with ``driver.stop()`` and then ``changes.revert_all()``, which finds any
     straggler by its token and marks the record undone."""
-    spec = run.scenario.load
-    assert spec is not None
-    token = f"{run.journal.run_id}.load.{time.monotonic_ns()}"
+    token = f"{changes.run_id}.load.{time.monotonic_ns()}"
     changes.record(
         KillProcesses(token=token, name="locust", command=["python", "-m", "gameday.load.runner"])
     )
     driver = LoadDriver(
         LoadConfig.from_spec(spec, host=server),
-        lambda sample: run.emit(sample_event(run.name, sample)),
+        lambda sample: emit(sample_event(scenario, sample)),
         # the key in the environment, not the config: a config is read back in reports
         env={TOKEN_VARIABLE: token, **({API_KEY_VARIABLE: api_key} if api_key else {})},
     )
     driver.start()
-    run.emit(
+    emit(
         ComponentReady(
-            scenario=run.name,
+            scenario=scenario,
             component="locust",
             url=server,
             pid=driver.pid,

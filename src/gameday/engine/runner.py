@@ -51,6 +51,7 @@ from gameday.core.journal import Journal
 from gameday.core.observations import Observations
 from gameday.core.redact import redact_text, remember_secrets_in, remember_secrets_of
 from gameday.core.undo import RevertFailed
+from gameday.engine.loadrun import start_load
 from gameday.engine.requirements import (
     check_requirements,
     missing_requirements,
@@ -651,10 +652,11 @@ class ScenarioRun:
         )
 
     def _start_load(self, server: str, api_key: str | None) -> None:
-        from gameday.engine.loadrun import start_load
-
+        assert self.scenario.load is not None
         self.load_changes = ChangeSet(self.journal, self.name, "load")
-        self.load_driver = start_load(self, server, self.load_changes, api_key=api_key)
+        self.load_driver = start_load(
+            self.scenario.load, self.name, self.emit, server, self.load_changes, api_key=api_key
+        )
 
     def _stop_load(self) -> None:
         if self.load_driver is None:

@@ -12,14 +12,24 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 from gameday.core.registry import Registry
 
-if TYPE_CHECKING:
-    from gameday.targets.local.spec import ServerSpec
+__all__ = ["Engine", "EngineLaunch", "EngineStatus", "ServerSpec", "engines"]
 
-__all__ = ["Engine", "EngineLaunch", "EngineStatus", "engines"]
+
+class ServerSpec(Protocol):
+    """What an engine reads of the scenario's ``server`` block (``targets/local/spec.py``
+    validates it, checking the engine's name against this registry: a protocol here, so
+    the engines need not import the spec that imports them)."""
+
+    @property
+    def command(self) -> list[str] | None: ...
+    @property
+    def args(self) -> list[str]: ...
+    @property
+    def engine_args(self) -> dict[str, list[str]]: ...
 
 
 @dataclass(frozen=True)

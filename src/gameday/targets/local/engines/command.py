@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from gameday.targets.local.engines.base import Engine, EngineLaunch, EngineStatus, engines
-
-if TYPE_CHECKING:
-    from gameday.targets.local.spec import ServerSpec
+from gameday.targets.local.engines.base import (
+    Engine,
+    EngineLaunch,
+    EngineStatus,
+    ServerSpec,
+    engines,
+)
 
 __all__ = ["CommandEngine"]
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from gameday import __version__
-from gameday.targets.local.engines.base import Engine, EngineLaunch, EngineStatus, engines
-
-if TYPE_CHECKING:
-    from gameday.targets.local.spec import ServerSpec
+from gameday.targets.local.engines.base import (
+    Engine,
+    EngineLaunch,
+    EngineStatus,
+    ServerSpec,
+    engines,
+)
 
 __all__ = ["SimEngine"]
 

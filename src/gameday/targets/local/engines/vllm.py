@@ -28,13 +28,15 @@ import sys
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gameday.core.errors import ComponentMissing
-from gameday.targets.local.engines.base import Engine, EngineLaunch, EngineStatus, engines
-
-if TYPE_CHECKING:
-    from gameday.targets.local.spec import ServerSpec
+from gameday.targets.local.engines.base import (
+    Engine,
+    EngineLaunch,
+    EngineStatus,
+    ServerSpec,
+    engines,
+)
 
 __all__ = ["INSTALL_COMMAND", "VllmEngine", "install_vllm", "vllm_venv"]
 
