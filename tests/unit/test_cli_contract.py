@@ -4,7 +4,11 @@ traceback. Each case runs the installed command as a user would, in a fresh proc
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +103,45 @@ def test_a_bad_argument_or_file_is_one_line_and_its_exit_code(
     assert len(said) == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert "internal error" not in said[0]
+
+
+def _commands() -> list[tuple[str, list[str]]]:
+    """Every command path of ``gameday`` with the option names it takes."""
+    import typer.core
+    import typer.main
+
+    from gameday.cli import app
+
+    found: list[tuple[str, list[str]]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        options = [p for p in command.params if isinstance(p, typer.core.TyperOption)]
+        found.append((" ".join(path), [name for option in options for name in option.opts]))
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+COMMANDS = _commands()
+
+
+@pytest.mark.parametrize(("path", "options"), COMMANDS, ids=[c[0] or "gameday" for c in COMMANDS])
+def test_help_in_a_pipe_shows_every_option_name_whole(path: str, options: list[str]) -> None:
+    """In a pipe (no terminal, no COLUMNS) help is drawn wide enough that grep finds each
+    option: at rich's default 80 columns `run --help` showed `--skip-unavaila…`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    result = subprocess.run(
+        [sys.executable, "-m", "gameday", *path.split(), "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    words = set(result.stdout.replace("│", " ").replace(",", " ").split())
+    missing = [o for o in options if o not in words]
+    assert not missing, f"cut or missing in `gameday {path} --help`: {missing}"

@@ -26,7 +26,14 @@ from rich.text import Text
 from gameday import __version__
 from gameday.cli.alerts import OutputFormat
 from gameday.cli.alerts import app as alerts_app
-from gameday.cli.common import err, guarded, out, parse_duration_option, print_error
+from gameday.cli.common import (
+    err,
+    guarded,
+    out,
+    parse_duration_option,
+    print_error,
+    widen_help_in_pipes,
+)
 from gameday.cli.diagnose import diagnose
 from gameday.cli.engines import app as engines_app
 from gameday.cli.model import app as model_app
@@ -669,6 +676,7 @@ def main() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    widen_help_in_pipes()
     if os.environ.get("GAMEDAY_DEBUG"):
         app()
         return

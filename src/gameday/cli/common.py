@@ -3,16 +3,29 @@ guard that turns the project's errors into that line and their exit code."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 import typer
+import typer.rich_utils
 from rich.console import Console
 from rich.text import Text
 
 from gameday.core.errors import GamedayError, UsageError
 
-__all__ = ["err", "guarded", "out", "parse_duration_option", "print_error"]
+__all__ = [
+    "err",
+    "guarded",
+    "out",
+    "parse_duration_option",
+    "print_error",
+    "widen_help_in_pipes",
+]
+
+HELP_WIDTH_IN_PIPES = 120
+"""Wide enough that no option name in any --help is cut (checked for every command)."""
 
 T = TypeVar("T")
 
@@ -45,3 +58,12 @@ def parse_duration_option(option: str, value: str) -> float:
         return parse_duration(value)
     except (TypeError, ValueError) as error:
         raise UsageError(f"{option}: {error}") from None
+
+
+def widen_help_in_pipes() -> None:
+    """In a pipe, rich draws --help 80 columns wide and cuts long option names
+    (``--skip-unavaila…``); draw it wide enough instead, unless the user set a width."""
+    if not sys.stdout.isatty() and not (
+        os.environ.get("TERMINAL_WIDTH") or os.environ.get("COLUMNS")
+    ):
+        typer.rich_utils.MAX_WIDTH = HELP_WIDTH_IN_PIPES
