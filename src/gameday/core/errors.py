@@ -2,17 +2,19 @@
 
 Errors are for things that stop the harness from doing its job. A failed
 expectation is not an error: it is a finding, carried as a result in the
-report (see ``gameday.engine.results``).
+report (an expectation's ``failed`` outcome, ``gameday.reports.model``).
 
     GamedayError                    every error of ours; ``exit_code`` says how the CLI ends
     ├── InputError                  exit 2: the user gave something we cannot use
     │   ├── ScenarioError           a scenario file is invalid (file, line, column, field path)
-    │   └── UsageError              a command line that makes no sense
+    │   ├── UsageError              a command line that makes no sense
+    │   └── UnknownName             a name no registered extension has (core/registry.py)
     ├── EnvironmentProblem          exit 3: the machine lacks or cannot reach what a run needs
     │   ├── ComponentMissing        a binary or library is not installed
     │   ├── ComponentUnreachable    a component did not come up or stopped answering
     │   └── PermissionProblem       the run needs root (cgroups, network namespaces)
     ├── InjectionError              exit 3: a fault could not be applied or reverted
+    │   └── RevertFailed            a recorded change could not be taken back (core/undo.py)
     └── Aborted                     exit 4: a signal stopped the run (after restoring)
 """
 

@@ -108,9 +108,6 @@ class Observations:
             key=lambda c: c.ts,
         )
 
-    def alert_names(self) -> list[str]:
-        return sorted({name for _, name in self.alert_changes})
-
     # -- processes -----------------------------------------------------------------
 
     def exits(self, process: str, since: float) -> list[ProcessExited]:

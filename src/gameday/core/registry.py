@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from gameday.core.errors import InputError
+
 __all__ = ["DuplicateRegistration", "Registry", "UnknownName"]
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,10 @@ class DuplicateRegistration(Exception):
     pass
 
 
-class UnknownName(KeyError):
+class UnknownName(InputError, KeyError):
+    """A name no registered extension has (a fault, an expectation kind, an undo kind);
+    a KeyError too, so a lookup that expects one still catches it."""
+
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         self.kind, self.name, self.known = kind, name, known
         super().__init__(name)

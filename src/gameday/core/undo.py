@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from gameday.core.errors import InjectionError
 from gameday.core.registry import Registry
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 
-class RevertFailed(Exception):
+class RevertFailed(InjectionError):
     """A recorded change could not be taken back; the message says what is left behind."""
 
 

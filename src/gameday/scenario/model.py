@@ -276,10 +276,6 @@ class Scenario(StrictModel):
             return self.budget.recover
         return _latest_deadline(Phase.RECOVER, self.recover)
 
-    def fault_window_end(self) -> float:
-        """Offset at which the last fault ends (its duration, or its start if one-shot)."""
-        return max((f.at + (f.duration or 0.0) for f in self.faults), default=0.0)
-
 
 def deadline_of(phase: Phase, entry: ExpectationEntry, startup: float = 0.0) -> float:
     """Seconds the expectation has, its start-ups counted as ``startup`` seconds each."""

@@ -110,10 +110,6 @@ class Target(ABC):
     @abstractmethod
     def endpoints(self) -> Endpoints: ...
 
-    @property
-    def tier(self) -> str:
-        return self.kind
-
     @classmethod
     def with_engine(cls, params: TargetParams, engine: str) -> TargetParams:
         """``params`` with the server's engine swapped (``run --engine``); only a target
