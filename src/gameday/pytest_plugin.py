@@ -54,16 +54,14 @@ class ScenarioFile(pytest.File):
 
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
-        from gameday.engine.plan import check_plan
+        from gameday.engine.prepare import RunInputs, prepare_run
         from gameday.engine.requirements import missing_requirements, scenario_requirements
         from gameday.engine.runner import GameDay, RunOptions
-        from gameday.plugins import catalog
         from gameday.reports import ReportBuilder, write_reports
-        from gameday.scenario.loader import load_scenario
         from gameday.scenario.model import Requirement
 
-        loaded = load_scenario(self.path, catalog())
-        check_plan([loaded])
+        # the path `gameday run` takes: what it would refuse, the item refuses the same way
+        (loaded,) = prepare_run(RunInputs([self.path])).scenarios
         scenario = loaded.scenario
         missing = missing_requirements(scenario_requirements(scenario))
         if Requirement.NVIDIA_GPU in missing:

@@ -145,3 +145,33 @@ def test_help_in_a_pipe_shows_every_option_name_whole(path: str, options: list[s
     words = set(result.stdout.replace("│", " ").replace(",", " ").split())
     missing = [o for o in options if o not in words]
     assert not missing, f"cut or missing in `gameday {path} --help`: {missing}"
+
+
+def test_validate_refuses_what_run_refuses_before_starting(tmp_path: Path) -> None:
+    """One prepare path: a Kubernetes context the scenario does not allow is refused by
+    `validate` and `run --dry-run` exactly as `run` refuses it (exit 2, the same line,
+    nothing started: the kubeconfig's server is never dialled), and allowed by both once
+    `--context` names it."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: prod\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: not-a-secret-here}}]\n"
+        "contexts: [{name: prod, context: {cluster: c, user: u}}]\n"
+    )
+    scenario = tmp_path / "bad-image-tag.yaml"
+    text = (REPO / "scenarios" / "kubernetes" / "bad-image-tag.yaml").read_text()
+    scenario.write_text(
+        text.replace("  kubernetes:\n", f"  kubernetes:\n    kubeconfig: {kubeconfig}\n", 1)
+    )
+    said = {}
+    for command in (["validate"], ["run", "--dry-run"], ["run"]):
+        result = run_gameday(*command, scenario, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        said[" ".join(command)] = result.stderr.strip()
+    assert len(set(said.values())) == 1, said
+    assert "context 'prod' is not allowed" in said["validate"]
+    assert not (tmp_path / "reports").exists()
+    allowed = run_gameday("validate", scenario, "--context", "prod", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+    assert f"{scenario}: ok (bad-image-tag)" in allowed.stdout

@@ -8,10 +8,8 @@ by a signal, after restoring.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -27,6 +25,11 @@ from gameday import __version__
 from gameday.cli.alerts import OutputFormat
 from gameday.cli.alerts import app as alerts_app
 from gameday.cli.common import (
+    BundledRulesOption,
+    ContextOption,
+    EngineOption,
+    RulesOption,
+    TimeCompressionOption,
     err,
     guarded,
     out,
@@ -39,13 +42,11 @@ from gameday.cli.engines import app as engines_app
 from gameday.cli.model import app as model_app
 from gameday.cli.sim import app as sim_app
 from gameday.cli.testenv import app as testenv_app
-from gameday.core.errors import ExitCode, GamedayError, UsageError
+from gameday.core.errors import ExitCode, GamedayError
 from gameday.core.redact import MaskingFormatter
-from gameday.targets.base import RuleOptions
 
 if TYPE_CHECKING:
     from gameday.core.journal import PendingUndo
-    from gameday.scenario.loader import LoadedScenario
     from gameday.scenario.model import Scenario
 
 __all__ = ["app", "main"]
@@ -71,57 +72,6 @@ app.add_typer(engines_app, name="engines")
 app.add_typer(testenv_app, name="testenv")
 app.add_typer(alerts_app, name="alerts")
 app.command()(diagnose)
-
-
-def _preflight(loaded: list[LoadedScenario], kube_context: str | None) -> None:
-    """What each scenario's target refuses to run against, before any scenario starts."""
-    from gameday.targets.base import targets
-
-    for item in loaded:
-        target = item.scenario.target
-        try:
-            targets.get(target.kind).preflight(target.params, kube_context)
-        except UsageError as error:
-            raise UsageError(f"{item.path}: {error}") from None
-
-
-def _with_rules(item: LoadedScenario, options: RuleOptions) -> LoadedScenario:
-    """The scenario with the command line's rule options applied to its target."""
-    from gameday.rules import load_rule_file
-    from gameday.targets.base import targets
-
-    for path in options.files:
-        load_rule_file(path)  # invalid rules are bad input (exit 2), found before anything runs
-    entry = item.scenario.target
-    params = targets.get(entry.kind).with_rules(entry.params, options)
-    target = entry.model_copy(update={"params": params})
-    scenario = item.scenario.model_copy(update={"target": target})
-    return dataclasses.replace(item, scenario=scenario)
-
-
-def _with_engine(item: LoadedScenario, engine: str) -> LoadedScenario:
-    """The scenario with its server's engine swapped (``run --engine``)."""
-    from gameday.targets.base import targets
-    from gameday.targets.local.engines import engines
-
-    if engine not in engines:
-        raise UsageError(
-            f"--engine: unknown engine {engine!r} (known: {', '.join(engines.names())})"
-        )
-    entry = item.scenario.target
-    try:
-        params = targets.get(entry.kind).with_engine(entry.params, engine)
-    except UsageError as error:
-        raise UsageError(f"{item.path}: {error}") from None
-    target = entry.model_copy(update={"params": params})
-    return dataclasses.replace(item, scenario=item.scenario.model_copy(update={"target": target}))
-
-
-def _paths(paths: list[Path]) -> list[Path]:
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        raise UsageError(f"no such file or directory: {', '.join(map(str, missing))}")
-    return paths
 
 
 @app.callback(invoke_without_command=True)
@@ -175,39 +125,10 @@ def run(
             help="Draw a live status (phase, load, faults, expectations) on a terminal.",
         ),
     ] = True,
-    rules: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--rules",
-            help="Your alert rules (plain rule files or PrometheusRule manifests, one or "
-            "many documents; a directory gives its *.yml/*.yaml), loaded next to the "
-            "scenario's. Repeatable. Local tier.",
-        ),
-    ] = None,
-    bundled_rules: Annotated[
-        bool,
-        typer.Option(
-            "--bundled-rules/--no-bundled-rules",
-            help="Keep the harness's bundled rules (default) or leave them out.",
-        ),
-    ] = True,
-    time_compression: Annotated[
-        float | None,
-        typer.Option(
-            "--time-compression",
-            min=1.0,
-            help="Divide every rule's for: and range windows by this (floor 2s); the report "
-            "lists each rewrite. Default: the scenario's (30 in the local tier).",
-        ),
-    ] = None,
-    context: Annotated[
-        str | None,
-        typer.Option(
-            "--context",
-            help="Kubernetes tiers: the kubeconfig context to run against (allowed for this "
-            "run even if the scenario does not list it).",
-        ),
-    ] = None,
+    rules: RulesOption = None,
+    bundled_rules: BundledRulesOption = True,
+    time_compression: TimeCompressionOption = None,
+    context: ContextOption = None,
     prometheus: Annotated[
         str | None,
         typer.Option("--prometheus", help="Kubernetes tiers: the cluster Prometheus' URL."),
@@ -216,49 +137,36 @@ def run(
         str | None,
         typer.Option("--alertmanager", help="Kubernetes tiers: the cluster Alertmanager's URL."),
     ] = None,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            "--engine",
-            help="Local tier: serve with this engine instead of the scenario's (sim or "
-            "vllm; see `gameday engines`). Deadlines written with `startup` follow the "
-            "engine's measured start-up time.",
-        ),
-    ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Run scenarios for real and write their reports.
 
     Reports go to DIR/<run-id>/: journal.jsonl, report.json, junit.xml, summary.md,
     report.html."""
+    from gameday.engine.plan import describe_plan
+    from gameday.engine.prepare import RunInputs, prepare_run
     from gameday.engine.runner import GameDay, RunOptions
-    from gameday.plugins import catalog
     from gameday.reports import ReportBuilder, write_reports
     from gameday.reports.console import ConsoleView
     from gameday.reports.live import LiveView
-    from gameday.rules.loader import rule_files_in
-    from gameday.scenario.loader import load_scenarios
 
     pause = guarded(lambda: parse_duration_option("--cooldown", cooldown))
-    if time_compression is not None and not math.isfinite(time_compression):
-        print_error(f"--time-compression must be a finite number >= 1, not {time_compression}")
-        raise typer.Exit(ExitCode.INVALID)
-    loaded = guarded(lambda: load_scenarios(_paths(paths), catalog()))
-    rule_files = guarded(lambda: rule_files_in(_paths(rules or [])))
-    options = RuleOptions(tuple(rule_files), bundled_rules, time_compression)
-    if options != RuleOptions():
-        loaded = guarded(lambda: [_with_rules(item, options) for item in loaded])
-    if engine is not None:
-        loaded = guarded(lambda: [_with_engine(item, engine) for item in loaded])
+    inputs = RunInputs(
+        paths,
+        rules or [],
+        bundled_rules,
+        time_compression,
+        engine,
+        kube_context=context,
+        environment_optional=dry_run,
+    )
+    prepared = guarded(lambda: prepare_run(inputs))
+    loaded = prepared.scenarios
     if dry_run:
-        from gameday.engine.plan import describe_plan
-
-        plan = guarded(lambda: describe_plan(loaded))
-        out.print(plan, markup=False)  # patterns' [..] are text
+        out.print(describe_plan(loaded), markup=False)  # patterns' [..] are text
+        for path, why in prepared.unchecked.items():
+            err.print(f"{path}: the target's own checks left out: {why}", markup=False)
         raise typer.Exit(ExitCode.PASSED)
-    from gameday.engine.plan import check_plan
-
-    guarded(lambda: check_plan(loaded))  # as validate does: nothing runs with a plan issue
-    guarded(lambda: _preflight(loaded, context))
     if report_dir.exists() and not report_dir.is_dir():
         print_error(f"--report-dir {report_dir} is a file, not a folder")
         raise typer.Exit(ExitCode.INVALID)
@@ -287,16 +195,31 @@ def run(
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
+    rules: RulesOption = None,
+    bundled_rules: BundledRulesOption = True,
+    time_compression: TimeCompressionOption = None,
+    context: ContextOption = None,
+    engine: EngineOption = None,
 ) -> None:
-    """Check scenario files (schema, durations, names, references) without running anything."""
-    from gameday.engine.plan import check_plan
-    from gameday.plugins import catalog
-    from gameday.scenario.loader import load_scenarios
+    """Check scenario files without running anything: everything `run` checks before it
+    starts (schema, durations, names, references, the files they name, the rule options,
+    the engine, the Kubernetes context), given the same options."""
+    from gameday.engine.prepare import RunInputs, prepare_run
 
-    loaded = guarded(lambda: load_scenarios(_paths(paths), catalog()))
-    guarded(lambda: check_plan(loaded))
-    for item in loaded:
-        out.print(f"{item.path}: ok ({item.scenario.name})")
+    inputs = RunInputs(
+        paths,
+        rules or [],
+        bundled_rules,
+        time_compression,
+        engine,
+        kube_context=context,
+        environment_optional=True,
+    )
+    prepared = guarded(lambda: prepare_run(inputs))
+    for item in prepared.scenarios:
+        why = prepared.unchecked.get(item.path)
+        left_out = f"; the target's own checks left out: {why}" if why else ""
+        out.print(f"{item.path}: ok ({item.scenario.name}){left_out}", markup=False)
 
 
 @app.command()

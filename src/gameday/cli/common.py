@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 import typer.rich_utils
@@ -16,12 +17,62 @@ from rich.text import Text
 from gameday.core.errors import GamedayError, UsageError
 
 __all__ = [
+    "BundledRulesOption",
+    "ContextOption",
+    "EngineOption",
+    "RulesOption",
+    "TimeCompressionOption",
     "err",
     "guarded",
     "out",
     "parse_duration_option",
     "print_error",
     "widen_help_in_pipes",
+]
+
+# the options that change what a run accepts, shared by `run` and `validate` so that
+# validate checks exactly what run checks
+RulesOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--rules",
+        help="Your alert rules (plain rule files or PrometheusRule manifests, one or "
+        "many documents; a directory gives its *.yml/*.yaml), loaded next to the "
+        "scenario's. Repeatable. Local tier.",
+    ),
+]
+BundledRulesOption = Annotated[
+    bool,
+    typer.Option(
+        "--bundled-rules/--no-bundled-rules",
+        help="Keep the harness's bundled rules (default) or leave them out.",
+    ),
+]
+TimeCompressionOption = Annotated[
+    float | None,
+    typer.Option(
+        "--time-compression",
+        min=1.0,
+        help="Divide every rule's for: and range windows by this (floor 2s); the report "
+        "lists each rewrite. Default: the scenario's (30 in the local tier).",
+    ),
+]
+ContextOption = Annotated[
+    str | None,
+    typer.Option(
+        "--context",
+        help="Kubernetes tiers: the kubeconfig context to run against (allowed for this "
+        "run even if the scenario does not list it).",
+    ),
+]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Local tier: serve with this engine instead of the scenario's (sim or "
+        "vllm; see `gameday engines`). Deadlines written with `startup` follow the "
+        "engine's measured start-up time.",
+    ),
 ]
 
 HELP_WIDTH_IN_PIPES = 120
