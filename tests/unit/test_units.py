@@ -1,6 +1,12 @@
 import pytest
 
-from gameday.scenario.units import format_bytes, format_duration, parse_bytes, parse_duration
+from gameday.scenario.units import (
+    format_bytes,
+    format_duration,
+    format_sample_value,
+    parse_bytes,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,3 +55,21 @@ def test_parse_bytes_rejects(bad: object) -> None:
 def test_format_bytes() -> None:
     assert format_bytes(64 * 2**20) == "64Mi"
     assert format_bytes(1000) == "1000"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("3.809825296031393e-01", "0.381"),
+        ("1e+00", "1"),
+        ("0e+00", "0"),
+        ("12345.678", "12345.7"),
+        ("0.000123", "0.000123"),
+        ("-2.5", "-2.5"),
+        ("NaN", "NaN"),
+        ("+Inf", "+Inf"),
+        ("not a number", "not a number"),
+    ],
+)
+def test_sample_values_are_written_for_people(text: str, shown: str) -> None:
+    assert format_sample_value(text) == shown

@@ -13,6 +13,7 @@ from typing import Literal
 from gameday.assertions.base import Expectation, Verdict, clock, expectations
 from gameday.core.observations import AlertInterval, Observations
 from gameday.scenario.model import ExpectationParams
+from gameday.scenario.units import format_sample_value
 
 __all__ = ["AlertExpectation", "AlertParams"]
 
@@ -96,6 +97,6 @@ class AlertExpectation(Expectation[AlertParams]):
     def _timeline(self, observed: Observations, since: float) -> list[str]:
         lines = []
         for change in observed.alert_history(self.params.name):
-            value = f" value={change.value}" if change.value else ""
+            value = f" value={format_sample_value(change.value)}" if change.value else ""
             lines.append(f"{clock(change.ts, since)} {change.source}: {change.state}{value}")
         return lines

@@ -15,6 +15,7 @@ from markupsafe import Markup
 from gameday.reports.charts import timeline_svg
 from gameday.reports.model import RunReport, ScenarioReport
 from gameday.reports.score import score_items
+from gameday.scenario.units import format_sample_value
 
 __all__ = ["render_html", "render_scenario_html"]
 
@@ -45,6 +46,7 @@ def _offset(value: float | None, origin: float | None) -> str:
 
 _environment.filters["seconds"] = _seconds
 _environment.filters["clock"] = _clock
+_environment.filters["sample"] = format_sample_value
 _environment.globals["offset"] = _offset
 # charts.py escapes every attribute and text it writes, so its SVG is safe markup
 _environment.globals["score_items"] = score_items

@@ -55,6 +55,7 @@ from gameday.runbooks.model import (
     Signature,
 )
 from gameday.runbooks.model import LogLine as LogSignature
+from gameday.scenario.units import format_sample_value
 
 __all__ = [
     "CAUSE_WEIGHT",
@@ -193,7 +194,7 @@ def signals_of(event: Event) -> list[Signal]:
         and event.source == "prometheus"
         and event.state in ("firing", "pending")
     ):
-        value = f" (value {event.value})" if event.value else ""
+        value = f" (value {format_sample_value(event.value)})" if event.value else ""
         return [
             Signal(
                 "alert",

@@ -23,6 +23,7 @@ __all__ = [
     "SpanValue",
     "format_bytes",
     "format_duration",
+    "format_sample_value",
     "format_span",
     "parse_bytes",
     "parse_duration",
@@ -208,6 +209,23 @@ def format_bytes(count: int) -> str:
         if count >= size and count % size == 0:
             return f"{count // size}{unit}"
     return str(count)
+
+
+def format_sample_value(text: str) -> str:
+    """A sample value as Prometheus writes it (``3.809825296031393e-01``, ``1e+00``) for
+    people: ``0.381``, ``1``; three significant digits, integers whole, anything that is
+    not a number (``NaN`` included) as it came."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        return text
+    if number == int(number) and abs(number) < 1e15:
+        return str(int(number))
+    if abs(number) >= 100:
+        return f"{number:.1f}"
+    return f"{number:.3g}"
 
 
 ByteSize = Annotated[
