@@ -663,7 +663,7 @@ class ScenarioRun:
             return
         self.load_driver.stop()
         (self.artifacts / "locust.log").write_text(
-            redact_text(self.load_driver.stderr_tail()) + "\n"
+            redact_text(self.load_driver.stderr_log()) + "\n"
         )
         if self.load_changes is not None:
             self.load_changes.revert_all()

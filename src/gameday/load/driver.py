@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 runner_log = logging.getLogger("gameday.load.runner")
 
 STDERR_TAIL_LINES = 40
+STDERR_HEAD_LINES = 40
+"""The run log (locust.log) keeps the runner's first lines (Locust's start-up warnings,
+such as the spawn-rate one) as well as its last."""
 
 
 class LoadDriver:
@@ -70,6 +73,8 @@ class LoadDriver:
         self._stdin_lock = threading.Lock()
         self._ready = threading.Event()
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._stderr_head: list[str] = []
+        self._stderr_lines = 0
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -229,6 +234,14 @@ class LoadDriver:
         """The last lines the runner wrote to stderr (its log)."""
         return "\n".join(self._stderr_tail) or "(nothing on stderr)"
 
+    def stderr_log(self) -> str:
+        """The runner's log for the run's artifacts: its first and its last lines."""
+        skipped = self._stderr_lines - len(self._stderr_head) - len(self._stderr_tail)
+        if skipped < 0:  # the head and the tail overlap: every line is in the head
+            return "\n".join(self._stderr_head) or "(nothing on stderr)"
+        gap = [f"... ({skipped} lines left out)"] if skipped else []
+        return "\n".join([*self._stderr_head, *gap, *self._stderr_tail])
+
     def _read_stdout(self) -> None:
         stream = self._stream("stdout")
         for raw in stream:
@@ -253,12 +266,17 @@ class LoadDriver:
             if line == READY_LINE:
                 self._ready.set()
                 continue
+            self._stderr_lines += 1
+            if len(self._stderr_head) < STDERR_HEAD_LINES:
+                self._stderr_head.append(line)
             self._stderr_tail.append(line)
-            # the runner logs "<date> <time> LEVEL name: message"; keep its level
+            # the runner logs "<date> <time> LEVEL name: message"; its warnings (Locust's
+            # spawn-rate advice) belong in the run log, not on the user's terminal, which
+            # sees only its errors
             fields = line.split(" ", 3)
             level = logging.getLevelName(fields[2]) if len(fields) > 3 else None
             runner_log.log(
-                level if isinstance(level, int) and level >= logging.WARNING else logging.DEBUG,
+                level if isinstance(level, int) and level >= logging.ERROR else logging.DEBUG,
                 "%s",
                 line,
             )

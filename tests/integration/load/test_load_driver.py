@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import signal
 import socket
@@ -251,3 +252,18 @@ def test_runner_that_dies_early_is_unreachable_with_its_stderr(
     )
     with pytest.raises(ComponentUnreachable, match=r"(?s)exit code 1.*No module named"):
         load.start()
+
+
+def test_locust_warnings_go_to_the_run_log_not_the_terminal(
+    simulator: Simulator, samples: SampleLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A spawn rate over 100 makes Locust warn at start-up; the warning is kept in the
+    run's locust.log (the first lines are kept, not only the last) and is not logged at
+    WARNING, which the gameday command would print on the user's terminal."""
+    caplog.set_level("DEBUG", logger="gameday.load.runner")
+    with LoadDriver(config(simulator.url, spawn_rate=200.0), samples) as load:
+        samples.wait_for(healthy, timeout=10, what="successful requests")
+    spawn = [r for r in caplog.records if "spawn rate" in r.getMessage()]
+    assert spawn, load.stderr_log()
+    assert all(r.levelno == logging.DEBUG for r in spawn)
+    assert "spawn rate" in load.stderr_log()
