@@ -214,6 +214,14 @@ def coverage(
             help="Also write the coverage as Markdown to FILE; '-' prints it instead of tables.",
         ),
     ] = None,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            help="table for people, json for machines: {alerts, scenarios, undefined, "
+            "never_fired, unexercised}.",
+        ),
+    ] = OutputFormat.table,
 ) -> None:
     """Which alerts the scenarios exercise: expected to fire, checked to resolve, never
     exercised, and expected without any rule defining them.
@@ -222,6 +230,7 @@ def coverage(
     file defines, 2 invalid input."""
     from gameday.cli.common import guarded, out, print_error
     from gameday.coverage.alerts import (
+        coverage_json,
         coverage_markdown,
         coverage_table,
         load_coverage,
@@ -236,7 +245,11 @@ def coverage(
     result = guarded(lambda: load_coverage(scenarios, rules or None))
     here = Path.cwd()
     text = coverage_markdown(result, relative_to=here)
-    if markdown is not None and str(markdown) == "-":
+    if output_format is OutputFormat.json:
+        sys.stdout.write(json.dumps(coverage_json(result), indent=2) + "\n")
+        if markdown is not None and str(markdown) != "-":
+            markdown.write_text(text, encoding="utf-8")
+    elif markdown is not None and str(markdown) == "-":
         sys.stdout.write(text)
     else:
         out.print(coverage_table(result, relative_to=here))

@@ -26,8 +26,9 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from pydantic import TypeAdapter
 from rich.table import Table
 
 from gameday.assertions.alert import AlertParams
@@ -379,6 +380,15 @@ def _uses_cell(uses: Sequence[AlertUse], labels: dict[Path, str], code: bool) ->
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def coverage_json(coverage: Coverage) -> dict[str, Any]:
+    """The coverage as JSON values: every rule with its uses, the scenarios, the undefined
+    alerts, and the names of the rules never fired and never named."""
+    data: dict[str, Any] = TypeAdapter(Coverage).dump_python(coverage, mode="json")
+    data["never_fired"] = [alert.name for alert in coverage.never_fired]
+    data["unexercised"] = [alert.name for alert in coverage.unexercised]
+    return data
 
 
 def coverage_markdown(coverage: Coverage, *, relative_to: Path | None = None) -> str:

@@ -72,3 +72,18 @@ def test_files_it_sorts_are_read_within_the_bounds(tmp_path: Path) -> None:
         assert result.returncode == 2, result.stderr
         (line,) = result.stderr.splitlines()
         assert line.startswith(f"error: {tmp_path / name}") and problem in line, line
+
+
+def test_json_holds_what_the_markdown_says() -> None:
+    """--format json: the same coverage as the Markdown, for scripts."""
+    import json
+
+    args = (str(E2E / "team-rules.yaml"), str(E2E / "team-rules.prometheusrule.yaml"))
+    result = coverage(*args, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    fired = sorted(a["name"] for a in data["alerts"] if a["fired_by"])
+    assert len(data["alerts"]) == 3 and len(fired) == 2
+    assert "TeamSlowFirstToken" in data["unexercised"] + data["never_fired"]
+    assert [s["name"] for s in data["scenarios"]] == ["team-rules"]
+    assert data["undefined"] == []
