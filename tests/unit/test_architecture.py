@@ -4,6 +4,7 @@ import, and runs import-linter on the copy."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def _copy_with(tmp_path: Path, module: str, line: str) -> Path:
 def test_the_tree_keeps_every_contract() -> None:
     result = _lint_imports(REPO / "src")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 2 kept, 0 broken." in result.stdout
+    assert "Contracts: 3 kept, 0 broken." in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -52,6 +53,12 @@ def test_the_tree_keeps_every_contract() -> None:
         ("injectors/base.py", "import gameday.engine.runner", "gameday.injectors"),
         # a sub-command's helpers imported by a tier (the cycle the CLI package removed)
         ("testenv/cluster.py", "import gameday.cli.common", "gameday.testenv"),
+        # a remedy reaching into a fault's module for a helper
+        (
+            "remedies/kubernetes/raise_memory_limit.py",
+            "import gameday.injectors.kubernetes.oom_kill",
+            "gameday.remedies.kubernetes.raise_memory_limit",
+        ),
     ],
 )
 def test_an_upward_import_breaks_a_contract(
@@ -108,3 +115,31 @@ def test_a_cycle_is_found_when_there_is_one() -> None:
     graph.add_import(importer="gameday.core.events", imported="gameday.engine.runner")
     (cycle,) = _cycles(graph)
     assert "gameday.core.events" in cycle and "gameday.engine.runner" in cycle
+
+
+def _registering_modules() -> list[str]:
+    """Every module of the package that registers an extension with a decorator (a fault,
+    an expectation kind, a remedy, a target, an engine, an undo kind)."""
+    src = REPO / "src"
+    found = []
+    for path in sorted((src / "gameday").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"^@(\w+\.register\(|register_undo\b)", text, re.MULTILINE):
+            parts = path.relative_to(src).with_suffix("").parts
+            found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
+
+
+def test_every_builtin_extension_is_loaded_by_the_catalog() -> None:
+    """BUILTIN_MODULES is kept by hand: a fault module left out of it would silently not
+    exist. In a fresh interpreter, loading the built-ins imports every registering module."""
+    modules = _registering_modules()
+    assert "gameday.injectors.local.port_conflict" in modules and len(modules) > 40
+    script = (
+        "import sys; from gameday.plugins import load_builtins; load_builtins(); "
+        f"print([m for m in {modules!r} if m not in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]", f"not in plugins.BUILTIN_MODULES: {result.stdout}"

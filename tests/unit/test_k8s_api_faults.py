@@ -14,15 +14,12 @@ from pydantic import ValidationError
 
 from gameday.core.events import ApiRefused, FaultApplied, event_from_record
 from gameday.injectors.kubernetes.crd_schema_drift import CrdSchemaDriftSpec, with_field
-from gameday.injectors.kubernetes.rbac_denied import (
-    ACTIONS,
-    RbacDeniedSpec,
-    withheld_action,
-)
+from gameday.injectors.kubernetes.rbac_denied import RbacDeniedSpec
 from gameday.remedies.kubernetes.grant_permission import GrantPermissionRemedy
 from gameday.runbooks import load_catalog
 from gameday.runbooks.diagnose import Diagnoser, signals_of
 from gameday.runbooks.model import GrantPermission
+from gameday.targets.kubernetes.accounts import ACTIONS, withheld_action
 from gameday.targets.kubernetes.refusals import as_bearer, refusal
 
 REPO = Path(__file__).resolve().parents[2]

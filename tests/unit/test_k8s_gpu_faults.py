@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gameday.injectors.kubernetes import gpu_memory_holder
 from gameday.injectors.kubernetes.gpu_exhaustion import (
     GpuExhaustion,
     GpuExhaustionSpec,
@@ -20,7 +19,8 @@ from gameday.injectors.kubernetes.gpu_memory_hog import (
     hog_pod,
     holder_command,
 )
-from gameday.injectors.kubernetes.workload import placement_of, requested
+from gameday.injectors.kubernetes.gpu_memory_hog import holder as gpu_memory_holder
+from gameday.targets.kubernetes.workload import placement_of, requested
 
 TEMPLATE: dict[str, Any] = {
     "spec": {

@@ -11,19 +11,13 @@ import pytest
 from pydantic import ValidationError
 
 from gameday.core.errors import InjectionError
-from gameday.injectors.kubernetes.oom_kill import (
-    OomKill,
-    OomKillSpec,
-    binary_quantity,
-    memory_parts,
-    value_at,
-    with_memory,
-)
+from gameday.injectors.kubernetes.oom_kill import OomKill, OomKillSpec
 from gameday.injectors.kubernetes.port_conflict import (
     PortConflict,
     PortConflictSpec,
     serving_port,
 )
+from gameday.targets.kubernetes.memory import binary_quantity, memory_parts, value_at, with_memory
 
 
 @pytest.mark.parametrize(

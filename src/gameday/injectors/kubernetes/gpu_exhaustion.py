@@ -31,7 +31,12 @@ from pydantic import Field, model_validator
 
 from gameday.core.errors import InjectionError
 from gameday.injectors.base import Injector, faults
-from gameday.injectors.kubernetes.workload import (
+from gameday.scenario.model import FaultSpec
+from gameday.scenario.units import Duration
+from gameday.targets.kubernetes.cluster import as_json
+from gameday.targets.kubernetes.objects import labelled
+from gameday.targets.kubernetes.target import KubernetesTarget
+from gameday.targets.kubernetes.workload import (
     MANAGED_BY,
     placement_of,
     pod_condition,
@@ -39,11 +44,6 @@ from gameday.injectors.kubernetes.workload import (
     restart_workload,
     watch_pods,
 )
-from gameday.scenario.model import FaultSpec
-from gameday.scenario.units import Duration
-from gameday.targets.kubernetes.cluster import as_json
-from gameday.targets.kubernetes.objects import labelled
-from gameday.targets.kubernetes.target import KubernetesTarget
 
 __all__ = ["HOG", "GpuExhaustion", "GpuExhaustionSpec", "hog_deployment"]
 

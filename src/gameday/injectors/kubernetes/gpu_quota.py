@@ -17,9 +17,9 @@ from pydantic import Field
 
 from gameday.core.errors import InjectionError
 from gameday.injectors.base import Injector, faults
-from gameday.injectors.kubernetes.workload import restart_workload
 from gameday.scenario.model import FaultSpec
 from gameday.targets.kubernetes.target import KubernetesTarget
+from gameday.targets.kubernetes.workload import restart_workload
 
 __all__ = ["GpuQuota", "GpuQuotaSpec"]
 

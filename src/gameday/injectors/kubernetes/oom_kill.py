@@ -26,13 +26,10 @@ again), and reverted only while it still holds the fault's value.
 
 from __future__ import annotations
 
-import copy
-from typing import Any, Literal
+from typing import Any
 
-import httpx
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.utils import parse_quantity
 from pydantic import Field, model_validator
 
 from gameday.core.errors import InjectionError
@@ -40,25 +37,25 @@ from gameday.injectors.base import Injector, faults
 from gameday.scenario.model import FaultSpec
 from gameday.scenario.units import ByteSize, format_bytes
 from gameday.targets.kubernetes.cluster import as_json
+from gameday.targets.kubernetes.memory import (
+    WORKING_SET_ANNOTATION,
+    Amounts,
+    binary_quantity,
+    memory_parts,
+    to_bytes,
+    value_at,
+    with_memory,
+    working_set,
+)
 from gameday.targets.kubernetes.target import KubernetesTarget
 from gameday.targets.kubernetes.undo import json_pointer, set_field
 
 __all__ = [
-    "WORKING_SET_ANNOTATION",
     "OomKill",
     "OomKillSpec",
-    "binary_quantity",
-    "memory_parts",
-    "to_bytes",
-    "value_at",
-    "with_memory",
-    "working_set",
 ]
 
-WORKING_SET_ANNOTATION = "kwok.gameday.dev/memory-working-set"
 MIN_LIMIT = 4 * 2**20
-_SUFFIXES = ("Mi", "Gi", "Ti", "Pi", "Ei")
-Amounts = Literal["limits", "requests"]
 
 
 class OomKillSpec(FaultSpec):
@@ -73,86 +70,6 @@ class OomKillSpec(FaultSpec):
         if self.limit is not None and self.limit < MIN_LIMIT:
             raise ValueError(f"limit must be at least {format_bytes(MIN_LIMIT)}")
         return self
-
-
-def binary_quantity(size: int) -> str:
-    """``size`` bytes, rounded down to whole MiB, as the API server writes a quantity back
-    (canonical binary SI: 1536Mi, 2Gi): a JSON patch's test must compare equal to it."""
-    value, suffix = max(1, size // 2**20), 0
-    while value % 1024 == 0 and suffix < len(_SUFFIXES) - 1:
-        value, suffix = value // 1024, suffix + 1
-    return f"{value}{_SUFFIXES[suffix]}"
-
-
-def to_bytes(quantity: str) -> int:
-    return int(parse_quantity(quantity))  # type: ignore[no-untyped-call]
-
-
-def memory_parts(container: dict[str, Any], amounts: Amounts) -> tuple[str, ...]:
-    """The path, inside a container, of its memory limit (or request) at the depth the
-    container has it: ("resources", "limits", "memory") when it has limits,
-    ("resources", "limits") when it has resources but no limits, ("resources",) when
-    it has none. Setting (and reverting) that one field leaves the rest as it was."""
-    resources = container.get("resources")
-    if resources is None:
-        return ("resources",)
-    if resources.get(amounts) is None:
-        return ("resources", amounts)
-    return ("resources", amounts, "memory")
-
-
-def value_at(container: dict[str, Any], parts: tuple[str, ...]) -> Any:
-    node: Any = container
-    for part in parts:
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
-def with_memory(container: dict[str, Any], amounts: Amounts, quantity: str) -> dict[str, Any]:
-    """A copy of ``container`` whose memory limit (or request) is ``quantity``."""
-    changed = copy.deepcopy(container)
-    resources = changed["resources"] = changed.get("resources") or {}
-    section = resources[amounts] = resources.get(amounts) or {}
-    section["memory"] = quantity
-    return changed
-
-
-def working_set(
-    target: KubernetesTarget, template: dict[str, Any], container: str
-) -> tuple[int, str] | None:
-    """The serving container's working set in bytes and where it was read, or None."""
-    if target.simulated():
-        annotations = template.get("metadata", {}).get("annotations") or {}
-        declared = annotations.get(WORKING_SET_ANNOTATION)
-        if declared:
-            try:
-                return to_bytes(declared), f"pod annotation {WORKING_SET_ANNOTATION} (kwok)"
-            except ValueError:
-                raise InjectionError(
-                    f"pod annotation {WORKING_SET_ANNOTATION}={declared!r} is not a quantity"
-                ) from None
-    prometheus = target.endpoints.prometheus
-    if not prometheus:
-        return None
-    name = target.spec.workload.deployment
-    # the pods of every ReplicaSet of the Deployment: NAME-<template hash>-<suffix>
-    selector = (
-        f'namespace="{target.namespace}", container="{container}", '
-        f'pod=~"{name}-[a-z0-9]+-[a-z0-9]+"'
-    )
-    query = f"max(max_over_time(container_memory_working_set_bytes{{{selector}}}[1h]))"
-    try:
-        response = httpx.get(
-            f"{prometheus.rstrip('/')}/api/v1/query", params={"query": query}, timeout=10.0
-        )
-        result = response.json()["data"]["result"]
-    except (httpx.HTTPError, ValueError, KeyError) as error:
-        raise InjectionError(f"cannot ask Prometheus for the working set: {error}") from None
-    if not result:
-        return None
-    return int(
-        float(result[0]["value"][1])
-    ), "Prometheus container_memory_working_set_bytes, max 1h"
 
 
 @faults.register("oom-kill")

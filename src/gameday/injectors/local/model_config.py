@@ -23,9 +23,9 @@ from pydantic import Field, JsonValue, model_validator
 from gameday.core.errors import InjectionError
 from gameday.core.undo import RestoreFile
 from gameday.injectors.base import Injector, faults
-from gameday.injectors.local.model_missing import model_dir_of, saved_path
 from gameday.models.layout import CONFIG
 from gameday.scenario.model import FaultSpec
+from gameday.targets.local.model_files import model_dir_of, saved_path
 from gameday.targets.local.target import LocalTarget
 
 __all__ = ["ModelConfig", "ModelConfigSpec"]

@@ -36,13 +36,13 @@ from pydantic import Field, model_validator
 from gameday.core.errors import InjectionError
 from gameday.core.undo import RestoreFile
 from gameday.injectors.base import Injector, faults
-from gameday.injectors.local.model_missing import (
+from gameday.scenario.units import ByteSize, format_bytes
+from gameday.targets.local.model_files import (
     ModelFileSpec,
     model_dir_of,
     saved_path,
     weight_file,
 )
-from gameday.scenario.units import ByteSize, format_bytes
 from gameday.targets.local.target import LocalTarget
 
 __all__ = ["ModelCorrupt", "ModelCorruptSpec", "damage"]

@@ -18,7 +18,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from gameday.core.errors import InjectionError
-from gameday.injectors.kubernetes.rbac_denied import (
+from gameday.remedies.base import Remedy, remedies
+from gameday.runbooks.model import GrantPermission
+from gameday.targets.kubernetes.accounts import (
     ACCOUNT,
     WITHHELD,
     HarnessAction,
@@ -26,8 +28,6 @@ from gameday.injectors.kubernetes.rbac_denied import (
     service_account_user,
     withheld_action,
 )
-from gameday.remedies.base import Remedy, remedies
-from gameday.runbooks.model import GrantPermission
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.refusals import as_bearer
 from gameday.targets.kubernetes.target import KubernetesTarget

@@ -20,7 +20,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from gameday.core.errors import InjectionError
-from gameday.injectors.kubernetes.oom_kill import (
+from gameday.remedies.base import Remedy, remedies
+from gameday.runbooks.model import RaiseMemoryLimit
+from gameday.scenario.units import format_bytes
+from gameday.targets.kubernetes.cluster import as_json
+from gameday.targets.kubernetes.memory import (
     binary_quantity,
     memory_parts,
     to_bytes,
@@ -28,10 +32,6 @@ from gameday.injectors.kubernetes.oom_kill import (
     with_memory,
     working_set,
 )
-from gameday.remedies.base import Remedy, remedies
-from gameday.runbooks.model import RaiseMemoryLimit
-from gameday.scenario.units import format_bytes
-from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.target import KubernetesTarget
 from gameday.targets.kubernetes.undo import json_pointer, set_field
 

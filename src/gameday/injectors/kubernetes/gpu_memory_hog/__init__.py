@@ -4,7 +4,7 @@ One hog pod per node the workload's pods run on (``gameday-gpu-memory-hog-N``), 
 there by the scheduler (a required node affinity on the node's name, the workload's
 tolerations), requests no GPU: it sees them all through ``NVIDIA_VISIBLE_DEVICES=all``,
 as a stray debugging pod or a time-sliced neighbour would, and its holder
-(gpu_memory_holder.py, run with the image's ``python3``; the image defaults to the
+(gpu_memory_hog/holder.py, run with the image's ``python3``; the image defaults to the
 serving container's own, which the node already has) takes the free memory of each
 GPU but ``leave_gib``. Once every hog pod is ready (the memory held), the workload is
 restarted as ``kubectl rollout restart`` does, with the annotation
@@ -36,18 +36,18 @@ from pydantic import Field
 
 from gameday.core.errors import InjectionError
 from gameday.injectors.base import Injector, faults
-from gameday.injectors.kubernetes import gpu_memory_holder
-from gameday.injectors.kubernetes.workload import (
-    MANAGED_BY,
-    pod_condition,
-    restart_workload,
-    watch_pods,
-)
+from gameday.injectors.kubernetes.gpu_memory_hog import holder
 from gameday.scenario.model import FaultSpec
 from gameday.scenario.units import Duration
 from gameday.targets.kubernetes.cluster import as_json
 from gameday.targets.kubernetes.objects import labelled
 from gameday.targets.kubernetes.target import KubernetesTarget
+from gameday.targets.kubernetes.workload import (
+    MANAGED_BY,
+    pod_condition,
+    restart_workload,
+    watch_pods,
+)
 
 __all__ = ["HELD_ON", "HOG", "GpuMemoryHog", "GpuMemoryHogSpec", "hog_pod", "holder_command"]
 
@@ -59,8 +59,8 @@ HELD_ON = "kwok.gameday.dev/gpu-memory-hog"
 
 
 def holder_command() -> list[str]:
-    """``python3 -c`` with the text of gpu_memory_holder.py (stdlib and libcuda only)."""
-    return ["python3", "-c", Path(gpu_memory_holder.__file__).read_text(encoding="utf-8")]
+    """``python3 -c`` with the text of holder.py (stdlib and libcuda only)."""
+    return ["python3", "-c", Path(holder.__file__).read_text(encoding="utf-8")]
 
 
 class GpuMemoryHogSpec(FaultSpec):
@@ -71,7 +71,7 @@ class GpuMemoryHogSpec(FaultSpec):
     node already holds it)."""
     command: list[str] | None = None
     """The hog's command; default: ``python3 -c`` with the text of
-    gameday/injectors/kubernetes/gpu_memory_holder.py, which holds the memory of every
+    gameday/injectors/kubernetes/gpu_memory_hog/holder.py, which holds the memory of every
     GPU it sees through the CUDA driver, creates /tmp/gameday-gpu-memory-held (the
     readiness probe's file) and waits for SIGTERM. Another command must create that file
     once it holds the memory, or give no readiness signal at all."""
@@ -130,7 +130,7 @@ def hog_pod(
                         {"name": "GAMEDAY_LEAVE_GIB", "value": f"{spec.leave_gib:g}"},
                     ],
                     "readinessProbe": {
-                        "exec": {"command": ["cat", gpu_memory_holder.READY_FILE]},
+                        "exec": {"command": ["cat", holder.READY_FILE]},
                         "periodSeconds": 2,
                     },
                     "terminationMessagePolicy": "FallbackToLogsOnError",
