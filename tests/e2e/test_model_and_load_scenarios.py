@@ -44,7 +44,8 @@ def assert_passed(run: Run) -> dict[str, Any]:
     assert outstanding_undos(run.run_dir / "journal.jsonl") == []  # type: ignore[operator]
     assert result["score"] == 100.0
     assert_diagnosed_as_named(result)
-    check_report(run.run_dir, run.run_dir.parent / "screenshots")  # type: ignore[union-attr]
+    assert run.run_dir is not None
+    check_report(run.run_dir, run.run_dir.parent / "screenshots")
     return result  # type: ignore[no-any-return]
 
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_no_gpu_means_no_gpu_series() -> None:
     assert reason is not None and reason.startswith(("no NVIDIA GPU", "nvidia-ml-py"))
 
 
-def _run(tmp_path: Path, *flags: str) -> tuple[int, dict[str, object]]:
+def _run(tmp_path: Path, *flags: str) -> tuple[int, dict[str, Any]]:
     scenario = Path(__file__).resolve().parents[2] / "scenarios" / "local" / "gpu-memory-hog.yaml"
     result = subprocess.run(
         [
@@ -61,5 +62,6 @@ def test_a_gpu_scenario_is_an_environment_error_unless_skipping_is_asked(tmp_pat
     assert code == 3 and report["outcome"] == "error"
     code, report = _run(tmp_path / "lenient", "--skip-unavailable")
     assert code == 0 and report["outcome"] == "skipped"
-    (scenario,) = report["scenarios"]  # type: ignore[misc]
+    scenario: dict[str, Any]
+    (scenario,) = report["scenarios"]
     assert "nvidia-gpu: no NVIDIA GPU" in scenario["reason"]

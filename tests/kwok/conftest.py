@@ -72,7 +72,8 @@ def kwok(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KwokEnvInfo]:
 
 @pytest.fixture(scope="session")
 def api(kwok: KwokEnvInfo) -> client.ApiClient:
-    return config.new_client_from_config(config_file=kwok.kubeconfig)
+    api: client.ApiClient = config.new_client_from_config(config_file=kwok.kubeconfig)
+    return api
 
 
 @pytest.fixture

@@ -236,8 +236,9 @@ def gameday_run(
 
 def scenario_report(reports: Path) -> dict[str, Any]:
     """The one scenario of the run's report.json under ``reports``."""
+    scenario: dict[str, Any]
     (scenario,) = json.loads(next(reports.glob("*/report.json")).read_text())["scenarios"]
-    return scenario  # type: ignore[no-any-return]
+    return scenario
 
 
 def run_as_the_harness(
@@ -271,7 +272,7 @@ def run_as_the_harness(
     assert all(e["outcome"] == "passed" for e in scenario["expectations"])
     load_builtins()
     assert outstanding_undos(next(reports.glob("*/journal.jsonl"))) == []
-    return scenario  # type: ignore[no-any-return]
+    return scenario
 
 
 def journal_records(reports: Path) -> list[dict[str, Any]]:

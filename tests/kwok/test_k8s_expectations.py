@@ -285,7 +285,7 @@ def _state(api: client.ApiClient, namespace: str) -> dict[str, str]:
     return {
         f"{kind} {item.metadata.namespace or ''}/{item.metadata.name}": item.metadata.resource_version
         for kind, listing in listings.items()
-        for item in listing.items
+        for item in listing.items  # type: ignore[attr-defined]
     }
 
 

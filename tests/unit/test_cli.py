@@ -120,7 +120,7 @@ def test_schema_is_json_schema_and_committed_copy_is_fresh(tmp_path: Path) -> No
 
 
 def test_the_schema_accepts_every_bundled_scenario_and_refuses_a_fault_of_another_tier() -> None:
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped]
     from ruamel.yaml import YAML
 
     schema = json.loads((REPO / "schema" / "scenario.schema.json").read_text())

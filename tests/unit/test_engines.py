@@ -69,7 +69,7 @@ def test_the_engine_defaults_to_sim_or_to_the_command() -> None:
 )
 def test_an_inconsistent_server_is_refused(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        ServerSpec(**fields)  # type: ignore[arg-type]
+        ServerSpec.model_validate(fields)
 
 
 def test_run_engine_swaps_sim_for_vllm_but_not_a_command() -> None:

@@ -119,7 +119,7 @@ def test_refusal_reads_the_status_object_or_the_plain_answer() -> None:
     assert (event.status, event.reason, event.message) == (400, "BadRequest", STRICT)
     assert event.resource == "llmdeployments.inference.llm-d.io"
     plain = ApiException(status=404, reason="Not Found")
-    plain.body = b"404 page not found\n"
+    plain.body = b"404 page not found\n"  # type: ignore[assignment]  # bytes, as the client sets it
     event = refusal(plain, scenario="s", verb="patch", group="apps", plural="deployments")
     assert (event.status, event.reason, event.message) == (404, "Not Found", "404 page not found")
     assert event.resource == "deployments.apps"

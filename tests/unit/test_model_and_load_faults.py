@@ -28,7 +28,6 @@ from gameday.core.events import EventBus
 from gameday.core.journal import Journal, outstanding_undos, revert_outstanding
 from gameday.injectors.base import FaultContext, LoadControl
 from gameday.injectors.load_spike import LoadSpike, LoadSpikeSpec
-from gameday.injectors.local import model_missing
 from gameday.injectors.local.model_corrupt import ModelCorrupt, ModelCorruptSpec
 from gameday.injectors.local.model_missing import ModelMissing, ModelMissingSpec
 from gameday.load import LoadConfig, LoadDriver
@@ -278,7 +277,7 @@ def test_the_undo_is_on_disk_before_the_file_moves(
         seen.append(len(outstanding_undos(rig.journal_path)))  # read back from disk
         real_replace(src, dst)
 
-    monkeypatch.setattr(model_missing.os, "replace", replace)  # the os module both use
+    monkeypatch.setattr(os, "replace", replace)  # the os module both faults use
     spec = fault_class.Params.model_validate(
         {"name": "f", "type": "t", "file": SHARD_2, "restart_server": False}
     )
@@ -452,7 +451,7 @@ def test_load_spike_revert_when_the_load_is_gone(tmp_path: Path) -> None:
     def gone(*args: Any) -> None:
         raise ComponentUnreachable("the load runner is gone (exit code -9)")
 
-    load.set_users = gone  # type: ignore[method-assign]
+    load.set_users = gone  # type: ignore[method-assign,assignment]
     assert "the load runner is gone" in fault.revert()["load"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gameday.core.errors import InputError
-from gameday.core.events import EventBus, LogLine, ProcessStarted
+from gameday.core.events import Event, EventBus, LogLine, ProcessStarted
 from gameday.core.journal import Journal
 from gameday.core.redact import (
     MASK,
@@ -167,7 +167,7 @@ def test_the_bus_and_the_journal_write_secrets_masked(tmp_path: Path) -> None:
     remember_secret("sk-planted-in-a-log")
     journal = Journal(tmp_path / "journal.jsonl", "run")
     bus = EventBus()
-    seen: list[object] = []
+    seen: list[Event] = []
     bus.subscribe(journal.record_event)
     bus.subscribe(seen.append)
     bus.emit(LogLine(source="server", stream="stdout", line="key=sk-planted-in-a-log"))
@@ -185,7 +185,7 @@ def test_the_bus_and_the_journal_write_secrets_masked(tmp_path: Path) -> None:
     assert seen[0] == LogLine(
         ts=seen[0].ts,
         source="server",
-        stream="stdout",  # type: ignore[attr-defined]
+        stream="stdout",
         line=f"key={MASK}",
     )
 

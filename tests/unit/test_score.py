@@ -22,7 +22,7 @@ def expectation(
     )
 
 
-def scenario(outcome: str = "passed", **figures: float | None) -> ScenarioReport:
+def scenario(outcome: str = "passed", /, **figures: float | None) -> ScenarioReport:
     values: dict[str, float | None] = {
         "time_to_detect_s": 5.0,
         "detect_budget_s": 30.0,
@@ -40,7 +40,7 @@ def scenario(outcome: str = "passed", **figures: float | None) -> ScenarioReport
             expectation("recover", 0, "passed"),
         ],
         faults=[FaultRecord(name="f", type="port-conflict", applied_at=1.0)],
-        **values,  # type: ignore[arg-type]
+        **values,
     )
 
 

@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 
 from tests.soak.kubernetes import FAULTS, SHARE_THE_GPUS, Scheduler
-from tests.soak.soak import POINTS, points_of
-from tests.soak.trial import Trial, snapshot
+from tests.soak.soak import points_of
+from tests.soak.trial import POINTS, Trial, snapshot
 
 
 def test_a_process_its_port_and_a_file_left_by_a_trial_are_seen(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from loadtest_support import SampleLog, Simulator, free_port
+
+from tests.integration.load.loadtest_support import SampleLog, Simulator, free_port
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from loadtest_support import SampleLog, Simulator, free_port
 
 import gameday
 from gameday.core.errors import ComponentMissing, ComponentUnreachable
 from gameday.load import LoadConfig, LoadDriver, LoadSample, ThinkTime
+from tests.integration.load.loadtest_support import SampleLog, Simulator, free_port
 
 pytestmark = pytest.mark.integration
 

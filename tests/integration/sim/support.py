@@ -79,7 +79,7 @@ class Sim:
         fam = self.metrics()[family]
         name = sample or family
         return sum(
-            s.value
+            float(s.value)
             for s in fam.samples
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
         )

@@ -46,7 +46,7 @@ def _raw_catalog() -> Any:
 
 
 def _alert_rules() -> list[tuple[Path, dict[str, Any]]]:
-    rules = []
+    rules: list[tuple[Path, dict[str, Any]]] = []
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text(encoding="utf-8")).get("groups", []):
             rules.extend((path, rule) for rule in group.get("rules", []) if "alert" in rule)

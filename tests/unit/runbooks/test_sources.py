@@ -59,7 +59,7 @@ def test_every_seed_file_is_used(seed_headings: dict[str, list[Heading]]) -> Non
 
 
 def _rules() -> list[tuple[str, dict[str, Any]]]:
-    found = []
+    found: list[tuple[str, dict[str, Any]]] = []
     for path in sorted((REPO / "src" / "gameday" / "rules").rglob("*.yml")):
         for group in yaml.safe_load(path.read_text(encoding="utf-8")).get("groups", []):
             found.extend((path.name, rule) for rule in group.get("rules", []) if "alert" in rule)
@@ -101,11 +101,10 @@ def test_repository_copies_of_the_seeds_are_intact() -> None:
     """docs/seeds are byte-for-byte copies: their SHA256SUMS hold, and where the project's
     shared/seeds is at hand (a workspace, not a bare clone) they equal it too."""
     ours = REPO / "docs" / "seeds"
-    sums = dict(
-        reversed(line.split(maxsplit=1))
-        for line in (ours / "SHA256SUMS").read_text().splitlines()
-        if line.strip()
-    )
+    lines = (ours / "SHA256SUMS").read_text().splitlines()
+    sums = {
+        name: digest for digest, name in (line.split(maxsplit=1) for line in lines if line.strip())
+    }
     assert sorted(sums) == sorted(p.name for p in ours.glob("*.txt"))
     for name, digest in sums.items():
         assert hashlib.sha256((ours / name).read_bytes()).hexdigest() == digest, f"{name} edited"
