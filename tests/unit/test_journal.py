@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from gameday.core.changes import ChangeSet
 from gameday.core.events import FaultApplied, Note
 from gameday.core.journal import (
@@ -32,14 +34,28 @@ def _alive(pid: int) -> bool:
     return state[state.rindex(")") + 2] != "Z"
 
 
-def test_undo_record_is_on_disk_before_the_change(tmp_path: Path) -> None:
+def test_undo_record_is_on_disk_before_the_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     journal = Journal(tmp_path / "journal.jsonl", "run-1")
     changes = ChangeSet(journal, "s", "fault/x")
     original = tmp_path / "weights.bin"
     original.write_text("w")
     saved = tmp_path / "weights.bin.gameday-saved"
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        # what the file holds when it is synced: a crash after this keeps the record
+        synced.append(Path(f"/proc/self/fd/{fd}").read_text())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     changes.record(RestoreFile(original=str(original), saved_at=str(saved)))
-    # the record is readable by another process right away (fsynced), before the move
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    # record() returned only once the file holding the record was fsynced: a reader in
+    # the same process would see a flushed line without it, so ask the sync itself
+    assert synced and '"restore-file"' in synced[-1].splitlines()[-1]
     lines = (tmp_path / "journal.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["action"]["kind"] == "restore-file"
     os.replace(original, saved)
