@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -34,9 +34,6 @@ from gameday.cli.sim import app as sim_app
 from gameday.cli.testenv import app as testenv_app
 from gameday.core.errors import ExitCode
 from gameday.core.redact import MaskingFormatter
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["app", "main"]
 

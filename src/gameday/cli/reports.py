@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -17,9 +17,6 @@ from gameday.cli.common import (
     print_error,
 )
 from gameday.core.errors import ExitCode
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["compare", "report"]
 

@@ -26,7 +26,7 @@ from gameday.cli.common import (
 from gameday.core.errors import ExitCode
 
 if TYPE_CHECKING:
-    pass
+    from gameday.engine.prepare import PreparedRun
 
 __all__ = ["run", "schema", "validate"]
 
@@ -91,23 +91,14 @@ def run(
     Reports go to DIR/<run-id>/: journal.jsonl, report.json, junit.xml, summary.md,
     report.html."""
     from gameday.engine.plan import describe_plan
-    from gameday.engine.prepare import RunInputs, prepare_run
     from gameday.engine.runner import GameDay, RunOptions
     from gameday.reports import ReportBuilder, write_reports
     from gameday.reports.console import ConsoleView
     from gameday.reports.live import LiveView
 
     pause = guarded(lambda: parse_duration_option("--cooldown", cooldown))
-    inputs = RunInputs(
-        paths,
-        rules or [],
-        bundled_rules,
-        time_compression,
-        engine,
-        kube_context=context,
-        environment_optional=dry_run,
-    )
-    prepared = guarded(lambda: prepare_run(inputs))
+    options = (rules or [], bundled_rules, time_compression, engine, context)
+    prepared = _prepared(paths, *options, environment_optional=dry_run)
     loaded = prepared.scenarios
     if dry_run:
         out.print(describe_plan(loaded), markup=False)  # patterns' [..] are text
@@ -150,18 +141,8 @@ def validate(
     """Check scenario files without running anything: everything `run` checks before it
     starts (schema, durations, names, references, the files they name, the rule options,
     the engine, the Kubernetes context), given the same options."""
-    from gameday.engine.prepare import RunInputs, prepare_run
-
-    inputs = RunInputs(
-        paths,
-        rules or [],
-        bundled_rules,
-        time_compression,
-        engine,
-        kube_context=context,
-        environment_optional=True,
-    )
-    prepared = guarded(lambda: prepare_run(inputs))
+    options = (rules or [], bundled_rules, time_compression, engine, context)
+    prepared = _prepared(paths, *options, environment_optional=True)
     for item in prepared.scenarios:
         why = prepared.unchecked.get(item.path)
         left_out = f"; the target's own checks left out: {why}" if why else ""
@@ -187,3 +168,28 @@ def schema(
             print_error(f"cannot write {output}: {error.strerror or error}")
             raise typer.Exit(ExitCode.INVALID) from None
         err.print(f"wrote {output}")
+
+
+def _prepared(
+    paths: list[Path],
+    rules: list[Path],
+    bundled_rules: bool,
+    time_compression: float | None,
+    engine: str | None,
+    context: str | None,
+    *,
+    environment_optional: bool,
+) -> PreparedRun:
+    """The one prepare path of run, --dry-run and validate, its errors one line each."""
+    from gameday.engine.prepare import RunInputs, prepare_run
+
+    inputs = RunInputs(
+        paths,
+        rules,
+        bundled_rules,
+        time_compression,
+        engine,
+        kube_context=context,
+        environment_optional=environment_optional,
+    )
+    return guarded(lambda: prepare_run(inputs))
