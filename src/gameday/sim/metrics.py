@@ -31,10 +31,13 @@ from it, so every response is counted, 5xx included (the HTTP server,
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -255,6 +258,28 @@ def _add_size(sizes: dict[str, _Summary], handler: str, size: int) -> None:
     summary.total += size
 
 
+AVX512_BF16_VARIABLE = "GAMEDAY_SIM_CPU_AVX512_BF16"
+"""1 or 0: answer as vLLM does on a host with or without AVX-512 BF16 instead of reading
+this one's CPU (the conformance tests set it to the recording host's)."""
+
+
+@functools.cache
+def host_has_avx512_bf16() -> bool:
+    """Whether this machine's CPU has AVX-512 BF16 (what torch.cpu reports to vLLM)."""
+    chosen = os.environ.get(AVX512_BF16_VARIABLE)
+    if chosen in ("0", "1"):
+        return chosen == "1"
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(
+        "avx512_bf16" in line.split(":", 1)[1].split()
+        for line in text.splitlines()
+        if line.startswith("flags")
+    )
+
+
 def cache_config_labels(
     *,
     block_size: int,
@@ -264,12 +289,15 @@ def cache_config_labels(
     gpu_memory_utilization: float | None,
     num_gpu_blocks_override: int | None,
     user_specified_block_size: bool,
+    cpu_platform: bool = True,
 ) -> dict[str, str]:
     """``vllm:cache_config_info``'s labels, with vLLM 0.32's names and spelling (Python's
     ``str`` of each CacheConfig field). What the simulator has (block size, blocks, memory,
     tokens, concurrency) is its own; the rest is vLLM's default for a model without Mamba
     or sliding-window layers, but ``enable_prefix_caching``: the simulator has no prefix
-    cache."""
+    cache. On its CPU platform vLLM resets ``mamba_ssm_cache_dtype`` to float32 where the
+    CPU has AVX-512 BF16 (vllm/platforms/cpu.py, for its accelerated GDN kernels), so the
+    label depends on the host: the simulator reads the same CPU flag."""
     tokens = num_blocks * block_size
     return {
         "_block_size_resolved": "True",
@@ -298,7 +326,7 @@ def cache_config_labels(
         "mamba_cache_dtype": "auto",
         "mamba_cache_mode": "none",
         "mamba_page_size_padded": "None",
-        "mamba_ssm_cache_dtype": "auto",
+        "mamba_ssm_cache_dtype": ("float32" if cpu_platform and host_has_avx512_bf16() else "auto"),
         "num_cpu_blocks": "None",
         "num_gpu_blocks": str(num_blocks),
         "num_gpu_blocks_override": str(num_gpu_blocks_override),

@@ -354,6 +354,7 @@ class SimRuntime:
             num_gpu_blocks_override=opts.num_gpu_blocks_override
             or (num_blocks if opts.kv_cache_tokens else None),
             user_specified_block_size=opts.block_size is not None,
+            cpu_platform=kv.backend != "cuda",
         )
         metrics.scheduler = scheduler
         self.engine = Engine(

