@@ -116,7 +116,7 @@ def test_load_spike_fills_the_kv_cache_queues_and_recovers(tmp_path: Path) -> No
     during = [s for s in samples if fault["applied_at"] + 3 <= s["t"] <= fault["reverted_at"]]
     after = [s for s in samples if s["t"] >= fault["reverted_at"] + 5]
     # the spike's users came and went; the load was set back to the scenario's own
-    assert {s["users"] for s in during} == {128}
+    assert {s["users"] for s in during} == {256}
     assert after and {s["users"] for s in after} == {8}
     assert max(s["ttft_p95_ms"] or 0 for s in during) > 2000
     assert max(s["ttft_p95_ms"] or 0 for s in after[-3:]) < 200
